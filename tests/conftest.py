@@ -1,0 +1,135 @@
+"""Helpers of the project's own tests: run the kata specs in an inner pytest, read what happened.
+
+Each inner run is a subprocess (`python -m pytest katas/... --kata-report FILE`), exactly what a
+learner runs, so these tests see the output and outcomes a learner would see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kata_tools import catalog
+
+ROOT = catalog.ROOT
+
+
+@dataclass
+class SpecRun:
+    """One inner pytest run: exit code, output, and the per-spec records of --kata-report."""
+
+    returncode: int
+    output: str
+    specs: dict  # nodeid -> record
+
+    def outcomes(self, kata: str) -> dict[str, str]:
+        return {n: r["outcome"] for n, r in self.specs.items() if r["kata"] == kata}
+
+    def failed(self, kata: str | None = None) -> list[dict]:
+        return [
+            r
+            for r in self.specs.values()
+            if r["outcome"] in ("failed", "error") and (kata is None or r["kata"] == kata)
+        ]
+
+
+def run_specs(
+    paths: list[str],
+    tmp: Path,
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 900,
+) -> SpecRun:
+    """Run the specs at `paths` in a fresh pytest process from the project root."""
+    report = tmp / f"report-{threading.get_ident()}-{len(list(tmp.iterdir()))}.json"
+    run_env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
+    run_env.update(env or {})
+    run_env["PYTHONDONTWRITEBYTECODE"] = "1"  # inner runs must not litter the solution copies
+    cmd = [sys.executable, "-m", "pytest", *paths, "-q", "--kata-report", str(report), *args]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout
+    )
+    specs = {}
+    if report.exists():
+        specs = {r["nodeid"]: r for r in json.loads(report.read_text())["specs"]}
+    return SpecRun(proc.returncode, proc.stdout + proc.stderr, specs)
+
+
+def kata_paths(katas: list[catalog.Kata]) -> list[str]:
+    return [k.path.relative_to(ROOT).as_posix() for k in katas]
+
+
+@pytest.fixture(scope="session")
+def inner_env() -> dict:
+    """Environment for inner runs (the database katas add the database URL here)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def solution_run(tmp_path_factory, inner_env) -> SpecRun:
+    """Every kata's specs, run once against the reference solutions."""
+    tmp = tmp_path_factory.mktemp("solutions")
+    return run_specs(kata_paths(catalog.katas()), tmp, "--solutions", env=inner_env)
+
+
+@pytest.fixture(scope="session")
+def stub_run(tmp_path_factory, inner_env) -> SpecRun:
+    """Every kata's specs, run once against the pristine learner stubs in katas/."""
+    tmp = tmp_path_factory.mktemp("stubs")
+    return run_specs(kata_paths(catalog.katas()), tmp, env=inner_env)
+
+
+def solution_copy_with(kata: catalog.Kata, dest: Path, mistake: catalog.Mistake | None = None):
+    """Copy solutions/NN_name/ to dest/NN_name/, with the mistake's edit applied."""
+    target = dest / kata.name
+    shutil.copytree(kata.solution_path, target, ignore=shutil.ignore_patterns("__pycache__"))
+    if mistake is not None:
+        edited = target / mistake.file
+        edited.write_text(mistake.apply(edited.read_text()))
+    return dest
+
+
+class MistakeRuns:
+    """Runs each declared mistake against its kata's specs once, two at a time, on demand."""
+
+    def __init__(self, tmp_path_factory, env):
+        self.factory, self.env, self.cache = tmp_path_factory, env, {}
+        self.lock = threading.Lock()
+
+    def _run(self, mistake: catalog.Mistake) -> SpecRun:
+        tmp = self.factory.mktemp(f"mistake-{mistake.kata}-{mistake.id}")
+        kata = catalog.Kata(mistake.kata)
+        source = solution_copy_with(kata, tmp / "src", mistake)
+        return run_specs(kata_paths([kata]), tmp, "--kata-source", str(source), env=self.env)
+
+    def result(self, mistake: catalog.Mistake) -> SpecRun:
+        with self.lock:
+            if mistake not in self.cache:
+                todo = [m for m in catalog.mistakes(mistake.kata) if m not in self.cache]
+                # Two at a time: the machine has two cores, and specs count calls, not seconds.
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    for m, run in zip(todo, pool.map(self._run, todo)):
+                        self.cache[m] = run
+            return self.cache[mistake]
+
+
+@pytest.fixture(scope="session")
+def mistake_runs(tmp_path_factory, inner_env) -> MistakeRuns:
+    return MistakeRuns(tmp_path_factory, inner_env)
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    if isinstance(val, catalog.Kata):
+        return val.name
+    if isinstance(val, catalog.Mistake):
+        return f"{val.kata}/{val.id}"
+    return None
