@@ -28,6 +28,7 @@ from kata_tools.loader import (
 
 _RESULTS = pytest.StashKey[dict]()
 _MODULES = pytest.StashKey[dict]()
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()  # the call phase's report, for teardowns
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -179,6 +180,8 @@ def teaching_message(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report  # the database fixture's teardown reads it
     if not is_spec(item):
         return report
     if report.failed and call.excinfo is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog
+from kata_tools import catalog, database
 
 ROOT = catalog.ROOT
 
@@ -69,8 +69,11 @@ def kata_paths(katas: list[catalog.Kata]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def inner_env() -> dict:
-    """Environment for inner runs (the database katas add the database URL here)."""
+def inner_env(pytestconfig) -> dict:
+    """Environment for inner runs: they share this session's PostgreSQL instead of each starting one."""
+    db = database.start_for_session(pytestconfig)
+    if isinstance(db, database.Database):
+        return {"KATA_DATABASE_URL": db.admin_url}
     return {}
 
 
