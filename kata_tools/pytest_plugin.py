@@ -216,6 +216,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, message: str) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _save_progress(session)
     path = session.config.getoption("kata_report")
     if not path:
         return
@@ -227,3 +228,65 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             {"created": time.time(), "exitstatus": int(exitstatus), "specs": records}, indent=2
         )
     )
+
+
+# --- the learner's progress (.kata/results.json, read by `kata list`) ---------------------------
+
+_DESELECTED = pytest.StashKey[set]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        kept = items[0].config.stash.setdefault(_DESELECTED, set())
+        kept.update(Path(item.path).parent.name for item in items)
+
+
+def _save_progress(session: pytest.Session) -> None:
+    """Merge this run's spec results into .kata/results.json, when it ran the learner's katas/.
+
+    Runs against solutions/ or --kata-source, and runs with KATA_NO_PROGRESS=1, leave it alone.
+    A kata counts as completely run when all its spec files were collected, nothing of it was
+    deselected or picked by `file::test`, and every collected spec has a result.
+    """
+    config = session.config
+    if (
+        use_solutions(config)
+        or config.getoption("kata_source")
+        or os.environ.get("KATA_SOURCE")
+        or os.environ.get("KATA_NO_PROGRESS")
+    ):
+        return
+    try:
+        results = config.stash[_RESULTS]
+        katas_dir = catalog.KATAS.resolve()
+        items: dict[str, list[pytest.Item]] = {}
+        for item in getattr(session, "items", None) or []:
+            path = Path(item.path).resolve()
+            if is_spec(item) and path.parent.parent == katas_dir:
+                items.setdefault(path.parent.name, []).append(item)
+        if not items:
+            return
+        picked = {
+            Path(arg.split("::")[0]).resolve().parent.name for arg in config.args if "::" in arg
+        }
+        deselected = config.stash.get(_DESELECTED, set())
+        runs = {}
+        for kata, kata_items in items.items():
+            specs = {i.nodeid: results[i.nodeid] for i in kata_items if i.nodeid in results}
+            files = {Path(i.path).resolve() for i in kata_items}
+            on_disk = {p.resolve() for p in (catalog.KATAS / kata).glob("test_*.py")}
+            complete = (
+                files == on_disk
+                and len(specs) == len(kata_items)
+                and kata not in deselected
+                and kata not in picked
+            )
+            if specs:
+                runs[kata] = {"complete": complete, "specs": specs}
+        if runs:
+            from kata_tools import progress  # only now: keeps the plugin's import cost tiny
+
+            progress.merge_run(catalog.ROOT, runs)
+    except Exception:  # progress is a convenience: it must never fail a learner's test run
+        pass
+
