@@ -1,0 +1,74 @@
+"""The catalogs hold together: rules, specs, katas, learner files, solutions and mistakes."""
+
+import re
+
+import pytest
+
+from kata_tools import catalog
+
+KATAS = catalog.katas()
+README_SECTIONS = ["## The rules", "## Why", "## Your task", "## Run", "## Hints"]
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_every_rule_of_a_kata_has_a_spec(kata, solution_run):
+    tagged = {rule for r in solution_run.specs.values() if r["kata"] == kata.name for rule in r["rules"]}
+    missing = [rule.id for rule in kata.rules if rule.id not in tagged]
+    assert not missing, f"rules of {kata.name} with no spec tagged @pytest.mark.rule: {missing}"
+
+
+def test_every_rule_belongs_to_a_kata_that_exists():
+    names = {k.name for k in KATAS}
+    orphans = {r.id: r.kata for r in catalog.rules().values() if r.kata not in names}
+    assert not orphans, f"katas/rules.toml names katas that do not exist: {orphans}"
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_every_kata_readme_has_rule_why_task_and_a_hint_ladder(kata):
+    text = kata.readme.read_text()
+    missing = [s for s in README_SECTIONS if s not in text]
+    assert not missing, f"{kata.readme.name} of {kata.name} lacks sections {missing}"
+    hints = text.split("## Hints", 1)[1].split("\n## ", 1)[0]
+    assert len(re.findall(r"^\d+\. ", hints, re.M)) >= 3, "a hint ladder has at least 3 steps"
+    for rule in kata.rules:
+        assert rule.id in text, f"the README of {kata.name} never names its rule {rule.id}"
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_learner_files_and_solutions_mirror_each_other(kata):
+    solved = set(kata.learner_files)
+    assert solved, f"solutions/{kata.name}/ holds no .py file"
+    learner = {
+        p.relative_to(kata.path).as_posix()
+        for p in kata.path.rglob("*.py")
+        if not p.name.startswith(("test_", "conftest")) and "__pycache__" not in p.parts
+    }
+    assert learner == solved, (
+        f"katas/{kata.name} and solutions/{kata.name} must hold the same learner files: "
+        f"only in katas: {sorted(learner - solved)}, only in solutions: {sorted(solved - learner)}"
+    )
+    for name in solved:
+        stub = (kata.path / name).read_text()
+        assert "TODO" in stub, f"katas/{kata.name}/{name} marks no TODO where the learner writes"
+
+
+@pytest.mark.parametrize("mistake", catalog.mistakes())
+def test_every_mistake_names_a_known_rule_and_edits_its_solution_once(mistake):
+    assert mistake.rule in catalog.rules(), f"{mistake.kata}/{mistake.id}: unknown rule {mistake.rule}"
+    solution = catalog.Kata(mistake.kata).solution_path / mistake.file
+    edited = mistake.apply(solution.read_text())  # raises CatalogError unless exactly once
+    assert edited != solution.read_text()
+    assert mistake.why.strip(), f"{mistake.kata}/{mistake.id}: say why a learner writes this"
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_every_kata_declares_at_least_one_mistake(kata):
+    assert catalog.mistakes(kata.name), f"declare common mistakes in tests/mistakes/{kata.name}.toml"
+
+
+def test_find_kata_accepts_numbers_and_names_and_rejects_unknown_ones():
+    assert catalog.find_kata("1").name == "01_event_loop"
+    assert catalog.find_kata("01_event_loop").name == "01_event_loop"
+    assert catalog.find_kata("event_loop").name == "01_event_loop"
+    with pytest.raises(catalog.CatalogError, match="no kata '42'"):
+        catalog.find_kata("42")
