@@ -1,0 +1,423 @@
+"""Specs of kata 02: the thread pool (rules TP1-TP5). Do not edit: edit app.py.
+
+Every request goes through your FastAPI app inside this test's event loop (httpx.ASGITransport),
+with the app's lifespan running around it as a real server runs it. The specs swap legacy_report
+and cached_report for stand-ins that record how many calls were in flight at once and on which
+thread. A stand-in holds each call until the expected number are in (or until nobody new has
+arrived for a moment), so the counts are exact on a busy machine: no stopwatch decides.
+"""
+
+import asyncio
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from kata_tools.probes import Heartbeat, InFlight
+
+pytestmark = pytest.mark.asyncio
+
+DEFAULT_LIMIT = 40  # anyio's default thread limiter: 40 tokens per event loop
+QUIET = 0.15  # a held call is let go once no new call has arrived for this long
+
+
+@pytest.fixture
+def kata(kata_module):
+    return kata_module("app.py")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe(InFlight):
+    """InFlight that also keeps each thread object: a thread ident is reused once its thread ends."""
+
+    workers: set = field(default_factory=set)
+
+    def track(self, key=None):
+        self.workers.add(threading.current_thread())
+        return super().track(key)
+
+
+class Gate:
+    """Holds calls until `target` are in flight at once, or until no new call arrived for QUIET s.
+
+    Once open it stays open. A server that can run N calls at once then shows exactly N in
+    flight however slow the machine is, and a server whose loop is stalled shows 1.
+    Works for calls on worker threads (`hold`) and on any event loop (`hold_async`).
+    """
+
+    def __init__(self, probe: Probe, target: int):
+        self.probe, self.target = probe, target
+        self.opened = threading.Event()
+        self._lock = threading.Lock()
+        self._last_arrival = None
+        self._waiters = []  # (loop, future) of calls held on an event loop
+        self._watcher = threading.Thread(target=self._watch, name="kata gate", daemon=True)
+
+    def __enter__(self):
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.open()
+        self._watcher.join()
+        return False
+
+    def _arrived(self):
+        with self._lock:
+            self._last_arrival = time.perf_counter()
+        if self.probe.current >= self.target:
+            self.open()
+
+    def _watch(self):
+        while not self.opened.wait(0.005):
+            with self._lock:
+                last = self._last_arrival
+            if last is not None and time.perf_counter() - last >= QUIET:
+                self.open()
+
+    def open(self):
+        with self._lock:
+            self.opened.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_release, future)
+
+    def hold(self):
+        self._arrived()
+        self.opened.wait(5)
+
+    async def hold_async(self):
+        self._arrived()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self.opened.is_set():
+                return
+            self._waiters.append((loop, future))
+        await future
+
+
+def _release(future):
+    if not future.done():
+        future.set_result(None)
+
+
+def legacy_stand_in(probe: Probe, gate: Gate | None = None, block_for: float = 0.0):
+    """Replaces legacy_report: a blocking call that records itself and holds its thread."""
+
+    def legacy_report(report_id: int) -> dict:
+        with probe.track(report_id):
+            if gate is not None:
+                gate.hold()
+            if block_for:
+                time.sleep(block_for)
+        return {"report": report_id, "source": "stand-in"}
+
+    return legacy_report
+
+
+def cached_stand_in(probe: Probe, gate: Gate):
+    """Replaces cached_report: an async call that records itself and awaits the gate."""
+
+    async def cached_report(report_id: int) -> dict:
+        with probe.track(report_id):
+            await gate.hold_async()
+        return {"report": report_id, "source": "stand-in"}
+
+    return cached_report
+
+
+@asynccontextmanager
+async def serve(app):
+    """The app's lifespan around an httpx client, as a server runs it (ASGITransport alone does not)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def get_all(client: httpx.AsyncClient, paths: list[str]) -> list[httpx.Response]:
+    """GET every path at once; wait for all of them before raising the first error, if any."""
+    responses = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
+    for response in responses:
+        if isinstance(response, BaseException):
+            raise response
+    return responses
+
+
+def bad_bodies(responses, source="stand-in") -> list:
+    return [
+        (r.status_code, r.text[:80])
+        for i, r in enumerate(responses)
+        if r.status_code != 200 or r.json() != {"report": i, "source": source}
+    ]
+
+
+async def blocking_requests(kata, monkeypatch, n: int, target: int, thread_limit=None):
+    """n requests to GET /reports/{i} at once; returns the probe of the legacy_report calls."""
+    probe = Probe()
+    with Gate(probe, target) as gate:
+        monkeypatch.setattr(kata, "legacy_report", legacy_stand_in(probe, gate))
+        async with serve(kata.create_app(thread_limit=thread_limit)) as client:
+            responses = await get_all(client, [f"/reports/{i}" for i in range(n)])
+    assert not bad_bodies(responses), (
+        f"GET /reports/{{id}} answered {bad_bodies(responses)[:2]}; it must return what "
+        f"legacy_report(report_id) returns (TP1)."
+    )
+    return probe
+
+
+async def read_limit(client: httpx.AsyncClient, rule: str) -> object:
+    try:
+        response = await client.get("/thread-limit")
+    except RuntimeError as e:
+        if isinstance(e, NotImplementedError):
+            raise
+        pytest.fail(  # anyio's NoEventLoopError: no event loop runs in the calling thread
+            f"GET /thread-limit raised {type(e).__name__} (no running event loop). The limiter belongs to the "
+            f"running event loop, and a def endpoint runs on a worker thread where no loop runs: "
+            f"read it in an async def endpoint ({rule}).",
+            pytrace=False,
+        )
+    assert response.status_code == 200, (
+        f"GET /thread-limit answered {response.status_code} {response.text[:80]}; "
+        f"it must answer 200 with {{\"limit\": <total_tokens>}} ({rule})."
+    )
+    return response.json().get("limit") if isinstance(response.json(), dict) else response.json()
+
+
+def not_in_the_pool(probe: Probe) -> str:
+    if any(probe.on_loop):
+        return (
+            "legacy_report ran on the event loop's thread, one request at a time: declare "
+            "GET /reports/{report_id} with plain `def` so FastAPI runs it in its thread pool (TP1)."
+        )
+    return ""
+
+
+# --- TP1: def endpoints run in the thread pool ---------------------------------------------------
+
+
+@pytest.mark.rule("TP1")
+async def test_a_def_endpoint_runs_its_blocking_call_on_a_worker_thread(kata, monkeypatch):
+    """A def endpoint runs on a worker thread of the pool, not on the event loop's thread."""
+    probe = Probe()
+    monkeypatch.setattr(kata, "legacy_report", legacy_stand_in(probe))
+    async with serve(kata.create_app()) as client:
+        response = await client.get("/reports/7")
+
+    assert response.status_code == 200 and response.json() == {"report": 7, "source": "stand-in"}, (
+        f"GET /reports/7 answered {response.status_code} {response.text[:80]}; it must return "
+        f"what legacy_report(7) returns (TP1)."
+    )
+    loop_thread = threading.get_ident()
+    assert probe.calls == 1 and loop_thread not in probe.threads and not any(probe.on_loop), (
+        "GET /reports/7 ran the blocking legacy_report on the event loop's thread, where it "
+        "stalls every other request. Declare the endpoint with plain `def`: FastAPI then runs it "
+        "on a worker thread of its pool (TP1)."
+    )
+
+
+@pytest.mark.rule("TP1")
+async def test_ten_blocking_requests_to_a_def_endpoint_are_in_flight_at_once(kata, monkeypatch):
+    """Ten requests to a blocking def endpoint run at the same time, each on its own thread."""
+    probe = await blocking_requests(kata, monkeypatch, n=10, target=10)
+
+    assert probe.peak == 10, (
+        f"10 requests to GET /reports/{{id}} ran at most {probe.peak} at a time on "
+        f"{len(probe.threads)} thread(s); in the thread pool all 10 block at once on 10 worker "
+        f"threads. Make the endpoint a plain `def` (TP1)."
+    )
+
+
+@pytest.mark.rule("TP1")
+async def test_the_loop_keeps_running_while_def_endpoints_block(kata, monkeypatch):
+    """While three def requests each block for 0.3 s, a heartbeat on the loop keeps ticking."""
+    monkeypatch.setattr(kata, "legacy_report", legacy_stand_in(Probe(), block_for=0.3))
+    async with serve(kata.create_app()) as client:
+        async with Heartbeat(interval=0.01) as heart:
+            await get_all(client, [f"/reports/{i}" for i in range(3)])
+
+    # Free loop: gaps near 0.01 s (at most 0.02 s measured with a core loaded); blocked: 0.3 s
+    # per request, 0.9 s in all. The limit sits 5x below one blocked request.
+    assert heart.max_gap < 0.06, (
+        f"While 3 requests to GET /reports/{{id}} each blocked for 0.3 s, the event loop could "
+        f"not run anything else for {heart.max_gap:.2f} s. A blocking call belongs in a plain "
+        f"`def` endpoint, which FastAPI runs off the loop (TP1)."
+    )
+
+
+# --- TP2: 40 threads, request 41 waits ------------------------------------------------------------
+
+
+@pytest.mark.rule("TP2")
+async def test_fifty_blocking_requests_have_forty_in_flight_and_the_rest_wait(kata, monkeypatch):
+    """With the default limit, 50 blocking requests run 40 at a time: request 41 waits for a thread."""
+    probe = await blocking_requests(kata, monkeypatch, n=50, target=DEFAULT_LIMIT + 1)
+
+    assert probe.calls == 50, f"Only {probe.calls} of 50 requests reached legacy_report (TP2)."
+    assert probe.peak <= DEFAULT_LIMIT, (
+        f"{probe.peak} of 50 blocking requests were in flight at once; the default pool has "
+        f"{DEFAULT_LIMIT} threads, so request 41 must wait for one to come free. Leave the "
+        f"thread limit at its default unless create_app is given one (TP2)."
+    )
+    assert probe.peak == DEFAULT_LIMIT, (
+        f"Only {probe.peak} of 50 blocking requests were in flight at once; FastAPI's pool "
+        f"runs {DEFAULT_LIMIT} at a time. "
+        + (
+            not_in_the_pool(probe)
+            or "Run the call through FastAPI's own pool (a plain `def` endpoint), not "
+            "asyncio.to_thread or an executor of your own (TP2)."
+        )
+    )
+
+
+# --- TP3: the limit, read and changed at run time -------------------------------------------------
+
+
+@pytest.mark.rule("TP3")
+async def test_the_thread_limit_reads_forty_by_default(kata):
+    """GET /thread-limit reports the running server's limit: 40 by default."""
+    async with serve(kata.create_app()) as client:
+        limit = await read_limit(client, "TP3")
+
+    assert limit == DEFAULT_LIMIT, (
+        f"GET /thread-limit said {limit!r}; the default limit is {DEFAULT_LIMIT}. Read "
+        f"anyio.to_thread.current_default_thread_limiter().total_tokens in the endpoint (TP3)."
+    )
+
+
+@pytest.mark.rule("TP3")
+async def test_the_thread_limit_reads_what_create_app_was_given(kata):
+    """create_app(thread_limit=7) serves with a limit of 7, and GET /thread-limit says so."""
+    async with serve(kata.create_app(thread_limit=7)) as client:
+        limit = await read_limit(client, "TP3")
+
+    assert limit == 7, (
+        f"create_app(thread_limit=7) served with a thread limit of {limit!r}. Set "
+        f"current_default_thread_limiter().total_tokens in the app's lifespan, which runs on "
+        f"the serving loop before the first request (TP3)."
+    )
+
+
+@pytest.mark.rule("TP3")
+async def test_a_thread_limit_of_five_runs_five_blocking_requests_at_once(kata, monkeypatch):
+    """With create_app(thread_limit=5), 20 blocking requests run at most 5 at a time."""
+    probe = await blocking_requests(kata, monkeypatch, n=20, target=6, thread_limit=5)
+
+    assert probe.peak == 5, (
+        f"With create_app(thread_limit=5), {probe.peak} of 20 blocking requests were in flight "
+        f"at once, not 5. "
+        + (
+            not_in_the_pool(probe)
+            or "Change the pool FastAPI uses: set total_tokens of anyio's default thread "
+            "limiter in the lifespan; a new CapacityLimiter of your own limits nothing (TP3)."
+        )
+    )
+
+
+@pytest.mark.rule("TP3")
+async def test_the_thread_limit_holds_on_the_loop_that_serves_the_app(kata, monkeypatch):
+    """An app built where no loop runs still gets its limit: it is set when the server starts."""
+    # Built on a thread with no running event loop, as `app = create_app()` at the top of a
+    # module is under gunicorn or `uvicorn.run(app)`; then served by this test's loop.
+    try:
+        app = await asyncio.to_thread(kata.create_app, thread_limit=5)
+    except RuntimeError as e:
+        if isinstance(e, NotImplementedError):
+            raise
+        pytest.fail(  # anyio's NoEventLoopError: no event loop runs in the calling thread
+            f"create_app(thread_limit=5) raised {type(e).__name__} when called with no event "
+            f"loop running: it touched the thread limiter, which exists only inside a running "
+            f"loop. Set the limit in the app's lifespan, which runs on the loop that serves the "
+            f"app (TP3).",
+            pytrace=False,
+        )
+    probe = Probe()
+    with Gate(probe, target=6) as gate:
+        monkeypatch.setattr(kata, "legacy_report", legacy_stand_in(probe, gate))
+        async with serve(app) as client:
+            await get_all(client, [f"/reports/{i}" for i in range(12)])
+
+    assert probe.peak == 5, (
+        f"An app built by create_app(thread_limit=5) before the server's loop started ran "
+        f"{probe.peak} blocking requests at once, not 5. "
+        + (
+            not_in_the_pool(probe)
+            or "Each event loop has its own limiter, starting at 40: set the limit in the "
+            "lifespan, on the loop that serves (TP3)."
+        )
+    )
+
+
+# --- TP4: async def endpoints run on the loop -----------------------------------------------------
+
+
+@pytest.mark.rule("TP4")
+async def test_an_async_endpoint_runs_on_the_event_loop_thread(kata, monkeypatch):
+    """Ten requests to an async def endpoint all run on the loop's own thread, interleaved."""
+    probe = Probe()
+    with Gate(probe, target=10) as gate:
+        monkeypatch.setattr(kata, "cached_report", cached_stand_in(probe, gate))
+        async with serve(kata.create_app()) as client:
+            responses = await get_all(client, [f"/cached/{i}" for i in range(10)])
+
+    assert not bad_bodies(responses), (
+        f"GET /cached/{{id}} answered {bad_bodies(responses)[:2]}; it must return what "
+        f"await cached_report(report_id) returns (TP4)."
+    )
+    loop_thread = threading.get_ident()
+    others = probe.threads - {loop_thread}
+    assert not others, (
+        f"cached_report ran on {len(others)} thread(s) other than the event loop's. An async "
+        f"def endpoint is awaited directly on the loop's thread: declare it `async def` and "
+        f"`await cached_report(...)`; no thread, no asyncio.run (TP4)."
+    )
+    assert probe.peak == 10, (
+        f"10 requests to GET /cached/{{id}} had at most {probe.peak} in flight; on the loop "
+        f"they all wait at once. Await cached_report instead of blocking on it (TP4)."
+    )
+
+
+# --- TP5: threads are bounded, coroutines are cheap -----------------------------------------------
+
+
+@pytest.mark.rule("TP5")
+async def test_a_hundred_blocking_requests_share_at_most_forty_threads(kata, monkeypatch):
+    """100 blocking requests reuse the pool's threads: at most 40 distinct threads, never one each."""
+    probe = await blocking_requests(kata, monkeypatch, n=100, target=DEFAULT_LIMIT + 1)
+
+    threads = len(probe.workers - {threading.current_thread()})
+    assert threads <= DEFAULT_LIMIT and probe.peak <= DEFAULT_LIMIT, (
+        f"100 blocking requests ran on {threads} threads, {probe.peak} at once. Threads cost "
+        f"memory and the pool reuses at most {DEFAULT_LIMIT}; do not start a thread per request "
+        f"or raise the limit to match the load (TP5)."
+    )
+    assert threads >= 2, (
+        f"100 blocking requests all ran on one thread. "
+        + (not_in_the_pool(probe) or "Let FastAPI's pool run them (a plain `def` endpoint) (TP5).")
+    )
+
+
+@pytest.mark.rule("TP5")
+async def test_five_hundred_async_requests_wait_at_once_on_one_thread(kata, monkeypatch):
+    """500 requests to an async def endpoint are all in flight at once, all on the loop's thread."""
+    probe = Probe()
+    with Gate(probe, target=500) as gate:
+        monkeypatch.setattr(kata, "cached_report", cached_stand_in(probe, gate))
+        async with serve(kata.create_app()) as client:
+            await get_all(client, [f"/cached/{i}" for i in range(500)])
+
+    threads = len(probe.threads)
+    assert probe.peak == 500 and threads == 1, (
+        f"500 requests to GET /cached/{{id}} had at most {probe.peak} in flight, on {threads} "
+        f"thread(s). A waiting coroutine costs almost nothing, so one loop thread holds all 500; "
+        f"a request that waits on a worker thread holds one of only {DEFAULT_LIMIT}. Make it "
+        f"`async def` and await cached_report (TP5)."
+    )
