@@ -148,10 +148,12 @@ def teaching_message(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | 
         msg = str(exc)
         if msg.startswith("Timeout"):
             timeout = msg.split(">")[-1].split("s")[0] if ">" in msg else "?"
+            stuck = _learner_frame(excinfo)
+            at = f" It was running {stuck} when stopped." if stuck else ""
             return (
                 f"Timed out: the spec did not finish within {timeout} s. Your code is stuck: an "
                 f"endless loop, an await that never completes, or a wait for a thread or "
-                f"connection that is never given back. Rule {rules}: see the kata's README."
+                f"connection that is never given back.{at} Rule {rules}: see the kata's README."
                 + where
             )
         return msg + where
