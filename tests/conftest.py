@@ -54,6 +54,7 @@ def run_specs(
     run_env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
     run_env.update(env or {})
     run_env["PYTHONDONTWRITEBYTECODE"] = "1"  # inner runs must not litter the solution copies
+    run_env["KATA_NO_PROGRESS"] = "1"  # nor touch the learner's progress in .kata/
     cmd = [sys.executable, "-m", "pytest", *paths, "-q", "--kata-report", str(report), *args]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout
