@@ -1,0 +1,505 @@
+"""The `kata` command, run as a learner and an instructor would: a subprocess in a copy of the course.
+
+Each test copies the course (only kata 01 unless it needs more: the katas without a database keep
+these tests fast), solves katas by copying their reference solution in, and reads what `kata`
+prints and writes. The copy's own kata_tools runs (PYTHONPATH and cwd point at the copy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kata_tools import catalog
+
+ROOT = catalog.ROOT
+pytestmark = pytest.mark.timeout(180)  # each test runs `kata` (and pytest inside it) as a learner would
+# Katas without a database (the brief of the course: 01-03); the tests grade these only.
+NO_DB_KATAS = [k.name for k in catalog.katas() if int(k.number) <= 3]
+
+
+def make_course(dest: Path, katas=("01_event_loop",)) -> Path:
+    """A copy of the course with these katas, and its manifest made from the copy."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".kata")
+    (dest / "katas").mkdir(parents=True)
+    (dest / "solutions").mkdir()
+    shutil.copy2(ROOT / "katas" / "rules.toml", dest / "katas")
+    for name in katas:
+        shutil.copytree(ROOT / "katas" / name, dest / "katas" / name, ignore=ignore)
+        shutil.copytree(ROOT / "solutions" / name, dest / "solutions" / name, ignore=ignore)
+    for folder in ("kata_tools", "blog", "tests/mistakes"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
+    for name in ("conftest.py", "pyproject.toml", "grading.toml"):
+        shutil.copy2(ROOT / name, dest / name)
+    if (ROOT / ".github").is_dir():
+        shutil.copytree(ROOT / ".github", dest / ".github")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kata_tools.manifest", "--write"], cwd=dest, env=env_for(dest),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dest
+
+
+def env_for(course: Path, **extra) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KATA_SOLUTIONS", "KATA_SOURCE", "GITHUB_STEP_SUMMARY", "KATA_MANIFEST_DIGEST",
+                     "KATA_ROOT_CHOSEN", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")  # fmt: skip
+    }
+    env.update(PYTHONPATH=str(course), PYTHONDONTWRITEBYTECODE="1", COLUMNS="200", NO_COLOR="1")
+    env.update(extra)
+    return env
+
+
+def kata(course: Path, *args: str, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kata_tools.cli", *args], cwd=course, env=env_for(course, **env),
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
+    )  # fmt: skip
+
+
+def solve(course: Path, name: str) -> None:
+    for path in (course / "solutions" / name).rglob("*.py"):
+        target = course / "katas" / name / path.relative_to(course / "solutions" / name)
+        shutil.copy(path, target)  # a fresh modification time, as when the learner saves
+
+
+def no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    return make_course(tmp_path / "course")
+
+
+# --- kata list -----------------------------------------------------------------------------------
+
+
+def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_second(course):
+    pristine = kata(course, "list")
+    assert pristine.returncode == 0, pristine.stderr
+    assert re.search(r"01\s+event loop\s+· not started", pristine.stdout), pristine.stdout
+    assert "0 of 1 solved" in pristine.stdout and "0 of 3 met" in pristine.stdout
+
+    solve(course, "01_event_loop")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"], cwd=course,
+        env=env_for(course), capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout
+    timings = []
+    for _ in range(2):
+        start = time.perf_counter()
+        listed = kata(course, "list")
+        timings.append(time.perf_counter() - start)
+    assert re.search(r"01\s+event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout), listed.stdout
+    assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
+    assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
+
+
+def test_list_shows_failing_partly_run_and_edited_since(course):
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"], cwd=course,
+        env=env_for(course), capture_output=True,
+    )  # fmt: skip
+    listed = kata(course, "list").stdout
+    assert re.search(r"01\s+event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
+
+    solve(course, "01_event_loop")
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"], cwd=course,
+        env=env_for(course), capture_output=True,
+    )  # fmt: skip
+    listed = kata(course, "list").stdout
+    assert re.search(r"01\s+event loop\s+◐ partly run\s+1/1", listed), listed
+
+    learner = course / "katas/01_event_loop/event_loop.py"
+    os.utime(learner, (time.time() + 5, time.time() + 5))
+    listed = kata(course, "list").stdout
+    assert "partly run *" in listed and "changed since these results" in listed, listed
+
+
+def test_the_installed_console_script_works_on_the_copy_it_is_run_in(course):
+    script = Path(sys.executable).parent / "kata"
+    if not script.exists():
+        pytest.skip("the kata console script is not installed in this environment")
+    (course / ".kata").mkdir()
+    (course / ".kata/results.json").write_text(json.dumps({
+        "format": 1,
+        "katas": {"01_event_loop": {"complete": True, "ran_at": 1.0, "specs": {
+            "katas/01_event_loop/test_event_loop.py::test_x": {
+                "rules": ["EL1", "EL2", "EL3"], "outcome": "passed", "at": 1e12}}}},
+    }))  # fmt: skip
+    env = env_for(course)
+    del env["PYTHONPATH"]  # as a learner runs it: the script was installed from another folder
+    proc = subprocess.run([str(script), "list"], cwd=course / "katas", env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 1 solved" in proc.stdout, proc.stdout
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
+    unknown = kata(course, "hint", "42")
+    assert unknown.returncode == 2 and unknown.stderr.strip().count("\n") == 0, unknown.stderr
+    assert "no kata '42'" in unknown.stderr and "01" in unknown.stderr
+
+    usage = kata(course, "hint")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+    (course / ".kata").mkdir()
+    (course / ".kata/results.json").write_text("{not json")
+    (course / ".kata/progress.json").write_text('{"format": 1, "hints": ["nonsense"]}')
+    listed = kata(course, "list")
+    assert listed.returncode == 0 and "not started" in listed.stdout
+    assert "results.json is corrupt" in listed.stderr and listed.stderr.strip().count("\n") == 0
+    hinted = kata(course, "hint", "1")
+    assert hinted.returncode == 0 and "Hint 1 of" in hinted.stdout
+
+    (course / "katas/01_event_loop/event_loop.py").write_text("# my attempt\n")
+    reset = kata(course, "reset", "01")  # stdin is not a terminal: it cannot ask
+    assert reset.returncode == 2 and "--yes" in reset.stderr
+    assert (course / "katas/01_event_loop/event_loop.py").read_text() == "# my attempt\n"
+
+    shutil.rmtree(course / "katas/01_event_loop")
+    gone = kata(course, "hint", "01")
+    assert gone.returncode == 1 and "katas/01_event_loop is missing" in gone.stderr
+    listed = kata(course, "list")
+    assert listed.returncode == 0 and "folder missing" in listed.stdout
+
+    shutil.rmtree(course / "katas")
+    nowhere = kata(course, "list")
+    assert nowhere.returncode == 2 and "no katas/ folder" in nowhere.stderr
+    for proc in (unknown, usage, listed, hinted, reset, gone, nowhere):
+        no_traceback(proc)
+
+
+# --- next, hint, reset -----------------------------------------------------------------------------
+
+
+def test_next_shows_the_task_and_the_current_failures(course):
+    proc = kata(course, "next")
+    assert proc.returncode == 0, proc.stderr
+    assert "Kata 01 · event loop" in proc.stdout
+    assert "serve_concurrently(handler, request_ids)" in proc.stdout  # the task, from the README
+    assert "Rule EL1" in proc.stdout and "Not written yet" in proc.stdout  # the first failure
+    # It ran the specs, so the results are there for `kata list` now.
+    assert "0/9" in kata(course, "list").stdout
+
+
+def test_hint_climbs_the_ladder_and_remembers_it(course):
+    readme_hints = re.findall(r"^\d+\. ", (course / "katas/01_event_loop/README.md").read_text().split("## Hints")[1].split("\n## ")[0], re.M)
+    n = len(readme_hints)
+    shown = [kata(course, "hint", "01").stdout for _ in range(n + 1)]
+    for i, text in enumerate(shown[:n]):
+        assert f"Hint {i + 1} of {n}" in text, text
+    assert "asyncio.sleep" in shown[0] and "asyncio.gather" in shown[3]
+    assert "No more hints for kata 01" in shown[n]
+    data = json.loads((course / ".kata/progress.json").read_text())
+    assert data["hints"]["01_event_loop"] == n
+    again = kata(course, "hint", "01", "--all").stdout
+    assert again.count("Hint ") == n
+
+
+def test_reset_restores_the_pristine_stub_and_keeps_the_learner_version(course):
+    learner = course / "katas/01_event_loop/event_loop.py"
+    pristine = learner.read_text()
+    learner.write_text("# my half-done attempt\n")
+    subprocess.run([sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"], cwd=course,
+                   env=env_for(course), capture_output=True)  # fmt: skip
+    proc = kata(course, "reset", "01", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert learner.read_text() == pristine
+    assert "from kata_tools/manifest.json" in proc.stdout
+    backups = list((course / ".kata/backup/01_event_loop").rglob("event_loop.py"))
+    assert [b.read_text() for b in backups] == ["# my half-done attempt\n"]
+    assert "not started" in kata(course, "list").stdout  # its old results are forgotten
+    assert "nothing to reset" in kata(course, "reset", "01", "--yes").stdout
+
+
+def test_reset_falls_back_to_git_and_says_when_it_is_impossible(course):
+    learner = course / "katas/01_event_loop/event_loop.py"
+    pristine = learner.read_text()
+    data = json.loads((course / "kata_tools/manifest.json").read_text())
+    del data["katas"]["01_event_loop"]  # as if the manifest predates the kata
+    (course / "kata_tools/manifest.json").write_text(json.dumps(data))
+    learner.write_text("# attempt\n")
+    impossible = kata(course, "reset", "01", "--yes")
+    assert impossible.returncode == 1 and "cannot reset katas/01_event_loop/event_loop.py" in impossible.stderr
+    no_traceback(impossible)
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    learner.write_text(pristine)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=course, check=True)
+    subprocess.run([*git, "add", "katas"], cwd=course, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "course"], cwd=course, check=True)
+    learner.write_text("# attempt\n")
+    proc = kata(course, "reset", "01", "--yes")
+    assert proc.returncode == 0 and "from git HEAD" in proc.stdout, proc.stdout + proc.stderr
+    assert learner.read_text() == pristine
+
+
+# --- watch -----------------------------------------------------------------------------------------
+
+
+def test_watch_once_runs_the_kata_and_shows_the_first_failure(course):
+    failing = kata(course, "watch", "01", "--once")
+    assert failing.returncode == 1
+    assert "0 of 9 specs pass" in failing.stdout and "Rule EL1" in failing.stdout
+    solve(course, "01_event_loop")
+    solved = kata(course, "watch", "1", "--once")
+    assert solved.returncode == 0 and "Kata 01 solved" in solved.stdout, solved.stdout
+
+
+def test_watch_loop_reruns_only_when_a_learner_file_of_the_kata_changes(course):
+    driver = """
+import sys
+from kata_tools import catalog, cli
+kata = catalog.find_kata("01")
+runs = []
+def fake_run(k):
+    runs.append(k.name)
+    outcome = "passed" if len(runs) == 3 else "failed"
+    return [{"nodeid": "x", "name": "t", "rules": ["EL1"], "outcome": outcome, "message": "TEACH", "doc": ""}], ""
+changes = iter([
+    {(1, str(catalog.ROOT / "katas" / "rules.toml"))},        # not a learner file: ignored
+    {(2, str(kata.path / "event_loop.py"))},                   # re-run: still failing
+    {(2, str(kata.path / "test_event_loop.py")), (2, str(kata.path / "event_loop.py"))},
+    {(2, str(kata.path / "event_loop.py"))},                   # never reached: solved before
+])
+code = cli.watch_loop(kata, changes, run=fake_run, clear=False)
+print("RESULT", code, len(runs))
+"""
+    proc = subprocess.run([sys.executable, "-c", driver], cwd=course, env=env_for(course),
+                          capture_output=True, text=True)  # fmt: skip
+    assert "RESULT 0 3" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stdout.count("TEACH") == 2 and "Every kata is solved" in proc.stdout
+
+
+def _watch(course: Path, *args: str):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kata_tools.cli", "watch", *args], cwd=course,
+        env=env_for(course, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def wait_for(text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in "".join(lines):
+            assert time.monotonic() < deadline and proc.poll() is None or text in "".join(lines), (
+                f"no {text!r} in:\n" + "".join(lines)
+            )
+            time.sleep(0.05)
+
+    return proc, lines, wait_for, reader
+
+
+def _stop(proc: subprocess.Popen, reader: threading.Thread) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
+    reader.join(5)
+    proc.stdout.close()
+
+
+def test_watch_polls_reruns_on_save_and_stops_when_every_kata_is_solved(course):
+    proc, lines, wait_for, reader = _watch(course, "01", "--poll")
+    try:
+        wait_for("Ctrl-C stops")
+        solve(course, "01_event_loop")
+        wait_for("Every kata is solved")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        _stop(proc, reader)
+    output = "".join(lines)
+    assert "0 of 9 specs pass" in output and "9 of 9 specs pass" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_watch_stops_cleanly_on_ctrl_c(course):
+    proc, lines, wait_for, reader = _watch(course, "01")
+    try:
+        wait_for("Ctrl-C stops")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        _stop(proc, reader)
+    output = "".join(lines)
+    assert "Stopped watching" in output and "Traceback" not in output, output
+
+
+# --- grade -----------------------------------------------------------------------------------------
+
+TEST_KEYS = {"nodeid", "name", "rules", "status", "message", "duration"}
+RULE_KEYS = {"rule", "title", "status", "passed", "total"}
+KATA_KEYS = {"kata", "number", "title", "status", "score", "max_score", "passed", "total", "message", "rules", "tests"}
+REPORT_KEYS = {"schema", "created", "score", "max_score", "percent", "scoring", "graded_from", "pytest_exit_code", "manifest", "katas"}
+
+
+def read_report(folder: Path) -> dict:
+    """report.json, checked against the schema documented in kata_tools/grading.py."""
+    report = json.loads((folder / "report.json").read_text())
+    assert set(report) == REPORT_KEYS and report["schema"] == "kata-grade/1"
+    assert set(report["manifest"]) == {"digest", "changes"}
+    for change in report["manifest"]["changes"]:
+        assert set(change) == {"path", "change", "katas", "counted"}
+        assert change["change"] in ("modified", "deleted", "added")
+    for k in report["katas"]:
+        assert set(k) == KATA_KEYS
+        assert k["status"] in ("solved", "failing", "not run", "missing", "tampered")
+        assert all(set(r) == RULE_KEYS for r in k["rules"])
+        assert all(set(t) == TEST_KEYS and t["status"] in ("passed", "failed", "error", "skipped") for t in k["tests"])
+    assert report["score"] == sum(k["score"] for k in report["katas"])
+    return report
+
+
+def test_grade_gives_full_marks_to_a_solved_tree_and_writes_every_report(tmp_path):
+    course = make_course(tmp_path / "course", NO_DB_KATAS)
+    for name in NO_DB_KATAS:
+        solve(course, name)
+    step_summary = tmp_path / "step-summary.md"
+    step_summary.write_text("earlier step\n")
+    proc = kata(course, "grade", "--out", "reports", "--gradescope", "reports/gradescope.json",
+                GITHUB_STEP_SUMMARY=str(step_summary))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = read_report(course / "reports")
+    assert report["score"] == report["max_score"] == 10 * len(NO_DB_KATAS) and report["percent"] == 100
+    assert report["manifest"]["changes"] == []
+    kata01 = report["katas"][0]
+    assert kata01["status"] == "solved" and kata01["passed"] == kata01["total"] == 9
+    assert [r["rule"] for r in kata01["rules"]] == ["EL1", "EL2", "EL3"]
+    assert all(r["status"] == "passed" for r in kata01["rules"])
+    assert all(t["rules"] for t in kata01["tests"])
+    summary = (course / "reports/summary.md").read_text()
+    assert summary.startswith(f"## Kata grade: {10 * len(NO_DB_KATAS)} / {10 * len(NO_DB_KATAS)} points")
+    assert step_summary.read_text() == "earlier step\n" + summary + "\n"
+    junit = (course / "reports/junit.xml").read_text()
+    assert "<testsuite" in junit and 'name="katas"' in junit and "test_event_loop" in junit
+    gradescope = json.loads((course / "reports/gradescope.json").read_text())
+    assert gradescope["score"] == gradescope["max_score"] and len(gradescope["tests"]) == len(NO_DB_KATAS)
+
+
+def test_grade_gives_zero_to_the_pristine_tree(tmp_path):
+    course = make_course(tmp_path / "course", NO_DB_KATAS)
+    proc = kata(course, "grade")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = read_report(course / "grade-report")
+    assert report["score"] == 0 and report["max_score"] == 10 * len(NO_DB_KATAS)
+    assert {k["status"] for k in report["katas"]} == {"failing"}
+    assert all(t["message"] for k in report["katas"] for t in k["tests"] if t["status"] == "failed")
+    assert "First failure per kata" in (course / "grade-report/summary.md").read_text()
+
+
+CHEATING_CONFTEST = """
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.runtest = lambda: None   # every spec "passes"
+"""
+
+
+def edit_spec_to_pass(course: Path) -> None:
+    spec = course / "katas/01_event_loop/test_event_loop.py"
+    tests = re.findall(r'@pytest.mark.rule\("(\w+)"\)\nasync def (test_\w+)', spec.read_text())
+    spec.write_text("import pytest\n\n" + "".join(
+        f'\n@pytest.mark.rule("{rule}")\ndef {name}():\n    pass\n' for rule, name in tests))  # fmt: skip
+
+
+def add_conftest(course: Path) -> None:
+    (course / "katas/01_event_loop/conftest.py").write_text(CHEATING_CONFTEST)
+
+
+def edit_addopts(course: Path) -> None:
+    (course / "kata_cheat.py").write_text(CHEATING_CONFTEST)
+    pyproject = course / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"-ra",', '"-ra", "-p", "kata_cheat",'))
+
+
+def delete_spec(course: Path) -> None:
+    (course / "katas/01_event_loop/test_event_loop.py").unlink()
+
+
+@pytest.mark.parametrize(
+    "cheat, changed, specs_pass",
+    [
+        (edit_spec_to_pass, {("katas/01_event_loop/test_event_loop.py", "modified")}, True),
+        (add_conftest, {("katas/01_event_loop/conftest.py", "added")}, True),
+        (edit_addopts, {("pyproject.toml [tool.pytest]", "modified"), ("kata_cheat.py", "added")}, True),
+        (delete_spec, {("katas/01_event_loop/test_event_loop.py", "deleted")}, False),
+    ],
+    ids=["spec-edited", "conftest-added", "addopts-edited", "spec-deleted"],
+)
+def test_grade_reports_tampering_and_it_earns_nothing(course, cheat, changed, specs_pass):
+    cheat(course)
+    proc = kata(course, "grade")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = read_report(course / "grade-report")
+    assert {(c["path"], c["change"]) for c in report["manifest"]["changes"]} == changed
+    assert all(c["counted"] and "01_event_loop" in c["katas"] for c in report["manifest"]["changes"])
+    kata01 = report["katas"][0]
+    assert kata01["status"] == "tampered" and kata01["score"] == 0 and report["score"] == 0
+    if specs_pass:  # the cheat worked on pytest: only the tamper check stops it
+        assert kata01["passed"] == kata01["total"] == 9
+    for path, _ in changed:
+        assert path in proc.stdout and path in (course / "grade-report/summary.md").read_text()
+
+
+def test_grade_from_a_learner_checkout_uses_the_pristine_specs(tmp_path):
+    instructor = make_course(tmp_path / "instructor")
+    learner = make_course(tmp_path / "learner")
+    solve(learner, "01_event_loop")
+    edit_spec_to_pass(learner)
+    add_conftest(learner)
+    proc = kata(instructor, "grade", "--from", str(learner), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = read_report(tmp_path / "out")
+    assert report["score"] == 10 and report["graded_from"] == str(learner)
+    assert {(c["path"], c["counted"]) for c in report["manifest"]["changes"]} == {
+        ("katas/01_event_loop/test_event_loop.py", False),
+        ("katas/01_event_loop/conftest.py", False),
+    }
+
+    (learner / "katas/01_event_loop/event_loop.py").write_text((instructor / "katas/01_event_loop/event_loop.py").read_text())
+    proc = kata(instructor, "grade", "--from", str(learner), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1 and read_report(tmp_path / "out")["score"] == 0  # edited specs do not help
+
+
+def test_grade_one_kata_and_a_pinned_manifest_digest(course):
+    from kata_tools import manifest
+
+    solve(course, "01_event_loop")
+    digest = manifest.digest(manifest.load(course))
+    good = kata(course, "grade", "1", "--out", "one", "--expect-manifest", digest)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert read_report(course / "one")["manifest"]["digest"] == digest
+    other = kata(course, "grade", "01", "--out", "one", KATA_MANIFEST_DIGEST="0000")
+    assert other.returncode == 1
+    report = read_report(course / "one")
+    assert report["score"] == 0 and report["manifest"]["changes"][0]["path"] == "kata_tools/manifest.json"
+
+    unknown = kata(course, "grade", "77")
+    assert unknown.returncode == 2 and "no kata '77'" in unknown.stderr
+    (course / "kata_tools/manifest.json").unlink()
+    missing = kata(course, "grade")
+    assert missing.returncode == 2 and "python -m kata_tools.manifest --write" in missing.stderr
+    no_traceback(unknown)
+    no_traceback(missing)
