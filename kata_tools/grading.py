@@ -139,6 +139,9 @@ def run_specs(root: Path, katas: list[str], out: Path, source: Path | None = Non
         if source is not None:
             cmd += ["--kata-source", str(source / "katas")]
         env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
+        # Bytecode (Python's and pytest's rewritten specs) goes to a fresh folder: a __pycache__
+        # shipped with the learner's tree is never loaded in place of a spec's source.
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         proc = subprocess.run(
             cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, errors="replace",
