@@ -55,7 +55,7 @@ def env_for(course: Path, **extra) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("KATA_SOLUTIONS", "KATA_SOURCE", "GITHUB_STEP_SUMMARY", "KATA_MANIFEST_DIGEST",
+        if k not in ("KATA_SOLUTIONS", "KATA_SOURCE", "KATA_NO_PROGRESS", "GITHUB_STEP_SUMMARY", "KATA_MANIFEST_DIGEST",
                      "KATA_ROOT_CHOSEN", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")  # fmt: skip
     }
     env.update(PYTHONPATH=str(course), PYTHONDONTWRITEBYTECODE="1", COLUMNS="200", NO_COLOR="1")
