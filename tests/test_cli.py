@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog
+from kata_tools import catalog, grading, manifest
 
 ROOT = catalog.ROOT
 pytestmark = pytest.mark.timeout(180)  # each test runs `kata` (and pytest inside it) as a learner would
@@ -43,11 +43,9 @@ def make_course(dest: Path, katas=("01_event_loop",)) -> Path:
         shutil.copy2(ROOT / name, dest / name)
     if (ROOT / ".github").is_dir():
         shutil.copytree(ROOT / ".github", dest / ".github")
-    proc = subprocess.run(
-        [sys.executable, "-m", "kata_tools.manifest", "--write"], cwd=dest, env=env_for(dest),
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # What `python -m kata_tools.manifest --write` does in the copy, without a process per test.
+    grading.write_classroom_config(dest)
+    manifest.write(dest)
     return dest
 
 
@@ -101,7 +99,7 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
     )  # fmt: skip
     assert run.returncode == 0, run.stdout
     timings = []
-    for _ in range(2):
+    for _ in range(3):  # the best of three: other work on a shared machine only slows it down
         start = time.perf_counter()
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
@@ -484,8 +482,6 @@ def test_grade_from_a_learner_checkout_uses_the_pristine_specs(tmp_path):
 
 
 def test_grade_one_kata_and_a_pinned_manifest_digest(course):
-    from kata_tools import manifest
-
     solve(course, "01_event_loop")
     digest = manifest.digest(manifest.load(course))
     good = kata(course, "grade", "1", "--out", "one", "--expect-manifest", digest)
