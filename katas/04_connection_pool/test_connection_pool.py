@@ -215,7 +215,7 @@ def async_engine(kata, url, **options):
 
 
 def engine_without_server(kata, **options):
-    """The learner's make_engine on a URL no server answers: fine, as long as it does not connect."""
+    """The learner's make_engine on a URL where no server answers: fine if it does not connect."""
     try:
         return kata.make_engine(NOWHERE_SYNC, **options)
     except sqlalchemy.exc.DBAPIError as e:
@@ -254,7 +254,7 @@ def thirty_requests_through_the_default_pool(kata, db) -> dict:
 
 @pytest.mark.rule("CP1")
 def test_twenty_requests_in_a_row_are_served_by_one_server_connection(kata, db):
-    """Requests through one engine reuse the same pooled connection: one backend pid, one connect."""
+    """Requests through one engine reuse one pooled connection: one backend pid, one connect."""
     engine = sync_engine(kata, db.sync_url)
     watch = PoolWatch(engine)
     pids, left_out = [], 0
@@ -356,7 +356,7 @@ def test_make_engine_without_options_keeps_sqlalchemys_defaults(kata):
 
 @pytest.mark.rule("CP2")
 def test_make_engine_passes_every_pool_option_through(kata):
-    """pool_size, max_overflow, pool_timeout and pool_recycle given to make_engine reach the pool."""
+    """pool_size, max_overflow, pool_timeout, pool_recycle given to make_engine reach the pool."""
     engine = engine_without_server(kata, **CUSTOM)
     try:
         got = pool_settings(engine)
@@ -447,7 +447,7 @@ def test_after_a_burst_the_pool_keeps_pool_size_connections(kata, db):
 def test_a_request_past_the_limit_waits_pool_timeout_then_raises_sqlalchemys_timeout_error(
     kata, db
 ):
-    """With every connection lent out, a checkout waits pool_timeout, then raises sqlalchemy.exc.TimeoutError."""
+    """All connections out: a checkout waits pool_timeout, then raises sqlalchemy's TimeoutError."""
     engine = sync_engine(kata, db.sync_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
     try:
         with engine.connect():  # the spec holds the pool's only connection
@@ -474,7 +474,7 @@ def test_a_request_past_the_limit_waits_pool_timeout_then_raises_sqlalchemys_tim
 @pytest.mark.rule("CP5")
 @pytest.mark.asyncio
 async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(kata, db):
-    """A handler maps sqlalchemy.exc.TimeoutError (not the builtin TimeoutError) to 503, and nothing else."""
+    """A handler maps sqlalchemy.exc.TimeoutError (not the builtin one) to 503, and nothing else."""
     engine = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
     error = busy = free = failing = None
     kept = 0
@@ -534,7 +534,7 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
 @pytest.mark.rule("CP6")
 @pytest.mark.asyncio
 async def test_the_pool_starts_empty_and_fills_only_when_connections_are_needed(kata, db):
-    """Creating engines opens no connection; warm_up holds pool_size at once, then leaves them idle."""
+    """Creating engines opens no connection; warm_up holds pool_size at once, then leaves them."""
     engine = sync_engine(kata, db.sync_url, pool_size=3)
     aengine = async_engine(kata, db.async_url)
     try:
@@ -575,7 +575,14 @@ async def test_the_pool_starts_empty_and_fills_only_when_connections_are_needed(
 @pytest.mark.rule("CP7")
 @pytest.mark.parametrize(
     "workers, pool_size, max_overflow, expected",
-    [(8, 5, 10, 8), (15, 5, 10, 15), (40, 5, 10, 15), (100, 5, 10, 15), (40, 2, 3, 5), (1, 5, 10, 1)],
+    [
+        (8, 5, 10, 8),
+        (15, 5, 10, 15),
+        (40, 5, 10, 15),
+        (100, 5, 10, 15),
+        (40, 2, 3, 5),
+        (1, 5, 10, 1),
+    ],
 )
 def test_max_concurrent_queries_is_the_smaller_of_workers_and_the_pool_limit(
     kata, workers, pool_size, max_overflow, expected
@@ -592,7 +599,7 @@ def test_max_concurrent_queries_is_the_smaller_of_workers_and_the_pool_limit(
 @pytest.mark.rule("CP7")
 @pytest.mark.asyncio
 async def test_forty_coroutines_never_run_more_than_fifteen_queries_at_once(kata, db):
-    """Coroutines are cheap, connections are not: of 40 concurrent queries, 15 reach the database."""
+    """Coroutines are cheap, connections are not: of 40 concurrent queries, 15 reach the server."""
     engine = async_engine(kata, db.async_url)
     watch = PoolWatch(engine)
     gate = await asyncio.to_thread(Gate, db)
