@@ -1,0 +1,107 @@
+"""The lab's modes: five ways one server can serve N requests that each wait T on the database.
+
+Each mode says how the server runs a request (a `def` endpoint on worker threads, or an
+`async def` one on the event loop), which engine and pool it uses, and how many queries the
+rules let it run at once (its capacity). The rules then predict the total: ceil(N / capacity) x T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DEFAULT_POOL = 15  # SQLAlchemy's pool_size 5 + max_overflow 10 (CP2, CP3)
+DEFAULT_THREADS = 40  # anyio's default thread limiter: 40 worker threads per loop (TP2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one lab run measures: N clients at once, each request waiting T on the database."""
+
+    clients: int = 100
+    latency: float = 0.1
+    pool: int | None = None  # the pool of `threads` and `async-pool`; None: as large as N
+    threads: int = DEFAULT_THREADS
+
+    @property
+    def pool_size(self) -> int:
+        return self.pool if self.pool is not None else self.clients
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    rule: str  # the rule of katas/rules.toml this mode shows
+    endpoint: str  # "def" (worker threads) or "async def" (the event loop)
+    driver: str  # "psycopg2" (sync, blocking) or "asyncpg"
+    blurb: str  # one line: what the server does
+
+    def how(self, s: Settings) -> str:
+        """How the server runs, with the figures of this run."""
+        return {
+            "one-at-a-time": "def, 1 worker thread, psycopg2",
+            "threads": f"def, {s.threads} threads, psycopg2, pool {s.pool_size}",
+            "async-default-pool": "async def, asyncpg, pool 5 + 10",
+            "async-pool": f"async def, asyncpg, pool {s.pool_size}",
+            "async-blocking": "async def calling psycopg2 (blocks the loop)",
+        }[self.name]
+
+    def capacity(self, s: Settings) -> int:
+        """How many queries the rules let run at once in this mode."""
+        return {
+            "one-at-a-time": 1,  # EL1: one worker
+            "threads": min(s.threads, s.pool_size),  # TP2 and CP7: the smaller cap wins
+            "async-default-pool": DEFAULT_POOL,  # CP3 / CP7: 5 + 10 connections
+            "async-pool": s.pool_size,  # EL2: the loop itself has no cap, the pool has
+            "async-blocking": 1,  # EL3: the blocked loop runs one request at a time
+        }[self.name]
+
+    def predicted(self, s: Settings) -> float:
+        return math.ceil(s.clients / self.capacity(s)) * s.latency
+
+    def formula(self, s: Settings) -> str:
+        cap = self.capacity(s)
+        if cap == 1:
+            return f"{s.clients} x {s.latency:g} s"
+        return f"ceil({s.clients}/{cap}) x {s.latency:g} s"
+
+    def bar(self, s: Settings) -> Bar | None:
+        """The quality bar this mode's measured/predicted ratio must meet, if any."""
+        if self.name == "async-pool" and s.pool_size >= s.clients:
+            return Bar("<=", 1.5)
+        if self.name == "threads":
+            return Bar("<=", 1.3)
+        if self.name == "async-blocking":
+            return Bar(">=", 0.9)
+        return None
+
+
+@dataclass(frozen=True)
+class Bar:
+    op: str  # "<=" or ">="
+    limit: float
+
+    def met(self, ratio: float | None) -> bool:
+        if ratio is None:
+            return False
+        return ratio <= self.limit if self.op == "<=" else ratio >= self.limit
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.limit:g}"
+
+
+MODES = {
+    m.name: m
+    for m in (
+        Mode("one-at-a-time", "EL1", "def", "psycopg2",
+             "one worker: each request waits for the one before it"),
+        Mode("threads", "TP2", "def", "psycopg2",
+             "def endpoints on the thread pool: waves of as many threads as can get a connection"),
+        Mode("async-default-pool", "CP7", "async def", "asyncpg",
+             "the event loop, capped by the default pool: waves of 15"),
+        Mode("async-pool", "EL2", "async def", "asyncpg",
+             "the event loop with a pool as large as the load: one wave"),
+        Mode("async-blocking", "EL3", "async def", "psycopg2",
+             "a blocking call inside async def: the loop serves one request at a time"),
+    )
+}

@@ -1,0 +1,159 @@
+"""What one mode measured: a lane per request, and the figures the lab prints beside the rules'."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from kata_tools.lab.client import Timing
+from kata_tools.lab.modes import Mode, Settings
+
+# The four phases of a request, in order, with the instants that bound them.
+PHASES = (
+    ("worker", "sent", "started", "waiting for a worker (a thread, or the event loop)"),
+    ("connection", "started", "acquired", "waiting for a pool connection"),
+    ("query", "acquired", "done", "running the query (SELECT pg_sleep)"),
+    ("reply", "done", "ended", "sending the reply"),
+)
+
+
+@dataclass
+class Lane:
+    """One request: instants in seconds after the mode's first request was sent."""
+
+    i: int
+    sent: float
+    ended: float | None
+    started: float | None = None
+    acquired: float | None = None
+    done: float | None = None
+    on_loop: bool | None = None  # did the handler run on the event loop's thread?
+    thread: int | None = None
+    error: str | None = None
+
+    def spans(self) -> list[tuple[str, float, float]]:
+        """(phase, start, end) of each phase this request went through."""
+        out = []
+        for phase, begin, end, _ in PHASES:
+            a, b = getattr(self, begin), getattr(self, end)
+            if a is not None and b is not None:
+                out.append((phase, a, max(a, b)))
+        return out
+
+
+@dataclass
+class ModeResult:
+    mode: Mode
+    settings: Settings
+    lanes: list[Lane] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, mode: Mode, settings: Settings, timings: list[Timing], records: list[dict]):
+        t0 = min(t.sent for t in timings)
+        by_id = {r["i"]: r for r in records}
+        lanes = []
+        for t in timings:
+            r = by_id.get(t.i, {})
+
+            def rel(x):
+                return None if x is None else x - t0
+
+            lanes.append(
+                Lane(
+                    i=t.i,
+                    sent=rel(t.sent),
+                    ended=rel(t.ended),
+                    started=rel(r.get("started")),
+                    acquired=rel(r.get("acquired")),
+                    done=rel(r.get("done")),
+                    on_loop=r.get("on_loop"),
+                    thread=r.get("thread"),
+                    error=t.error or (None if r else "the server recorded no query"),
+                )
+            )
+        return cls(mode, settings, lanes)
+
+    # --- figures --------------------------------------------------------------------------------
+
+    @property
+    def ok(self) -> list[Lane]:
+        return [lane for lane in self.lanes if lane.error is None]
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"request {lane.i}: {lane.error}" for lane in self.lanes if lane.error]
+
+    @property
+    def measured(self) -> float:
+        """From the first request sent to the last reply received."""
+        return max(lane.ended for lane in self.lanes) - min(lane.sent for lane in self.lanes)
+
+    @property
+    def predicted(self) -> float:
+        return self.mode.predicted(self.settings)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.measured / self.predicted if self.predicted > 0 else None
+
+    def latency(self, p: float) -> float:
+        """Nearest-rank percentile of the client-side latency (sent -> reply complete)."""
+        values = sorted(lane.ended - lane.sent for lane in self.lanes)
+        return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+    @property
+    def peak_queries(self) -> int:
+        """The most queries that ran in the database at the same time."""
+        return _peak((lane.acquired, lane.done) for lane in self.ok)
+
+    @property
+    def threads_used(self) -> int:
+        return len({lane.thread for lane in self.ok})
+
+    @property
+    def bar(self):
+        return self.mode.bar(self.settings)
+
+    @property
+    def bar_met(self) -> bool | None:
+        if self.bar is None:
+            return None
+        return not self.errors and self.bar.met(self.ratio)
+
+    def summary(self) -> dict:
+        bar = self.bar
+        return {
+            "mode": self.mode.name,
+            "rule": self.mode.rule,
+            "how": self.mode.how(self.settings),
+            "clients": self.settings.clients,
+            "latency": self.settings.latency,
+            "measured": round(self.measured, 4),
+            "predicted": round(self.predicted, 4),
+            "formula": self.mode.formula(self.settings),
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "p50": round(self.latency(50), 4),
+            "p95": round(self.latency(95), 4),
+            "peak_queries": self.peak_queries,
+            "capacity": self.mode.capacity(self.settings),
+            "threads_used": self.threads_used,
+            "errors": len(self.errors),
+            "bar": None if bar is None else str(bar),
+            "bar_met": self.bar_met,
+        }
+
+    def to_json(self) -> dict:
+        return {**self.summary(), "lanes": [asdict(lane) for lane in self.lanes]}
+
+
+def _peak(intervals) -> int:
+    """The most intervals open at once (an interval ending at t closes before one starting at t)."""
+    events = []
+    for start, end in intervals:
+        if start is not None and end is not None:
+            events += [(start, 1), (end, -1)]
+    current = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        current += step
+        peak = max(peak, current)
+    return peak

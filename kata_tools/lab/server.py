@@ -1,0 +1,224 @@
+"""The lab's server: one FastAPI app with a route per mode, served by uvicorn in a child process.
+
+    python -m kata_tools.lab.server --fd FD --parent PID
+
+The lab starts it (not meant to be run by hand): it passes the listening socket it bound on
+127.0.0.1 as FD, its own pid as PID, and the database URL (postgresql://..., as DATABASE_URL holds
+it) in KATA_LAB_DATABASE_URL. The server exits on SIGTERM/SIGINT, and by itself if the lab dies.
+
+Each request handler runs `SELECT pg_sleep(t)` on PostgreSQL and records three instants:
+when it started (it had its worker: a thread, or the event loop), when it had its connection,
+and when its query finished. The lab reads them from GET /lab/records. All instants are
+time.monotonic(), a system-wide clock, so the lab can set them beside its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import threading
+import time
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from kata_tools.lab.modes import DEFAULT_THREADS, MODES
+
+URL_VARIABLE = "KATA_LAB_DATABASE_URL"
+QUERY = text("SELECT pg_sleep(:t)")
+
+
+class Lab:
+    """The engines of the mode being measured, and what its handlers recorded."""
+
+    def __init__(self, url: str):
+        self.url = make_url(url)
+        self.sync_engine = None  # psycopg2: the def modes and async-blocking
+        self.async_engine = None  # asyncpg: the async modes
+        self.records: list[dict] = []
+
+    def record(self, i: int, started: float, acquired: float, done: float) -> None:
+        self.records.append(  # list.append is atomic: safe from worker threads too
+            {
+                "i": i,
+                "started": started,
+                "acquired": acquired,
+                "done": done,
+                "thread": threading.get_ident(),
+                "on_loop": _loop_running_here(),
+            }
+        )
+
+    async def dispose(self) -> None:
+        if self.sync_engine is not None:
+            engine, self.sync_engine = self.sync_engine, None
+            await asyncio.to_thread(engine.dispose)
+        if self.async_engine is not None:
+            engine, self.async_engine = self.async_engine, None
+            await engine.dispose()
+
+    async def prepare(self, mode: str, pool: int, threads: int, timeout: float) -> dict:
+        """Fresh engine and thread limit for `mode`; its pool warmed as a running server's is."""
+        await self.dispose()
+        self.records = []
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = {"one-at-a-time": 1, "threads": threads}.get(mode, DEFAULT_THREADS)
+        sizes = {
+            "one-at-a-time": {"pool_size": 1, "max_overflow": 0},
+            "threads": {"pool_size": pool, "max_overflow": 0},
+            "async-default-pool": {},  # SQLAlchemy's defaults: 5 + 10
+            "async-pool": {"pool_size": pool, "max_overflow": 0},
+            "async-blocking": {"pool_size": 1, "max_overflow": 0},
+        }[mode]
+        # A bare pg_sleep needs no transaction: AUTOCOMMIT spares each request the BEGIN and
+        # ROLLBACK round trips, which cost the server's CPU but are not what the rules are about.
+        options = dict(sizes, pool_timeout=timeout, isolation_level="AUTOCOMMIT")
+        if MODES[mode].driver == "asyncpg":
+            self.async_engine = create_async_engine(
+                self.url.set(drivername="postgresql+asyncpg"), **options
+            )
+            warm = self.async_engine.pool.size()
+            await _retrying(lambda: _warm_async(self.async_engine, warm))
+        else:
+            self.sync_engine = create_engine(
+                self.url.set(drivername="postgresql+psycopg2"), **options
+            )
+            warm = min(self.sync_engine.pool.size(), limiter.total_tokens)
+            await _retrying(lambda: asyncio.to_thread(_warm_sync, self.sync_engine, warm))
+        return {"mode": mode, "warm_connections": warm, "thread_limit": limiter.total_tokens}
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _warm_sync(engine, count: int) -> None:
+    held = [engine.connect() for _ in range(count)]
+    for connection in held:
+        connection.execute(QUERY, {"t": 0})
+        connection.close()
+
+
+async def _warm_async(engine, count: int) -> None:
+    held = [await engine.connect() for _ in range(count)]
+    for connection in held:
+        await connection.execute(QUERY, {"t": 0})  # asyncpg prepares it once per connection
+        await connection.close()
+
+
+async def _retrying(warm, seconds: float = 5.0) -> None:
+    """Warm up, retrying while PostgreSQL still counts the backends of the previous mode."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await warm()
+        except Exception as e:
+            if "too many clients" not in str(e) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def build_app(url: str) -> FastAPI:
+    lab = Lab(url)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await lab.dispose()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.lab = lab
+
+    def query_on_a_thread(i: int, t: float):
+        # A def endpoint: FastAPI runs it on a worker thread of the default thread limiter.
+        started = time.monotonic()
+        with lab.sync_engine.connect() as connection:
+            acquired = time.monotonic()
+            connection.execute(QUERY, {"t": t})
+            done = time.monotonic()
+        lab.record(i, started, acquired, done)
+        return PlainTextResponse("ok")
+
+    async def query_on_the_loop(i: int, t: float):
+        # async def: runs on the event loop, which serves others while this one awaits.
+        started = time.monotonic()
+        async with lab.async_engine.connect() as connection:
+            acquired = time.monotonic()
+            await connection.execute(QUERY, {"t": t})
+            done = time.monotonic()
+        lab.record(i, started, acquired, done)
+        return PlainTextResponse("ok")
+
+    async def blocking_query_on_the_loop(i: int, t: float):
+        # The trap: async def calling the sync driver. No await: the loop is held for t (EL3).
+        return query_on_a_thread(i, t)
+
+    handlers = {
+        "one-at-a-time": query_on_a_thread,
+        "threads": query_on_a_thread,
+        "async-default-pool": query_on_the_loop,
+        "async-pool": query_on_the_loop,
+        "async-blocking": blocking_query_on_the_loop,
+    }
+    for name, handler in handlers.items():
+        app.add_api_route(f"/{name}/{{i}}", handler, methods=["GET"])
+
+    @app.get("/lab/health")
+    async def health():
+        return PlainTextResponse("ok")
+
+    @app.post("/lab/prepare")
+    async def prepare(mode: str, pool: int, threads: int, timeout: float):
+        try:
+            return await lab.prepare(mode, pool, threads, timeout)
+        except Exception as e:
+            return JSONResponse({"error": f"{type(e).__name__}: {e}".strip()}, status_code=500)
+
+    @app.get("/lab/records")
+    async def records():
+        return lab.records
+
+    return app
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """If the lab dies without stopping us (SIGKILL), stop anyway: no server is left behind."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(3)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m kata_tools.lab.server")
+    parser.add_argument("--fd", type=int, required=True, help="listening socket passed by the lab")
+    parser.add_argument("--parent", type=int, required=True, help="the lab's pid")
+    args = parser.parse_args(argv)
+    threading.Thread(target=_exit_when_orphaned, args=(args.parent,), daemon=True).start()
+    sock = socket.socket(fileno=args.fd)  # family and type are read from the descriptor
+    config = uvicorn.Config(
+        build_app(os.environ[URL_VARIABLE]),
+        loop="asyncio",
+        http="h11",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The concurrency lab (`python -m kata_tools.lab`): it runs every mode end to end, draws a
+well-formed SVG, refuses bad options in one line, and leaves no server or database behind, even
+when interrupted.
+
+Structure, not timing: small N and T, and assertions about what ran where and what was written.
+The lab's figures against the rules' predictions are a benchmark (benchmarks/lab.py), not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kata_tools.catalog import ROOT
+from kata_tools.lab import main
+from kata_tools.lab.modes import MODES
+
+SVG = "{http://www.w3.org/2000/svg}"
+N, T = 10, 0.05
+
+
+def lab_env(extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("KATA_DATABASE_URL", "DATABASE_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory, inner_env):
+    """One lab run over every mode, on the session's PostgreSQL: exit code, output, files."""
+    tmp = tmp_path_factory.mktemp("lab")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kata_tools.lab", "-n", str(N), "-t", str(T),
+         "-o", str(tmp / "timeline.svg"), "--json", str(tmp / "lab.json")],
+        cwd=tmp, env=lab_env(inner_env), capture_output=True, text=True, timeout=120,
+    )
+    return proc, tmp
+
+
+@pytest.mark.timeout(120)
+def test_the_lab_runs_every_mode_end_to_end(lab_run):
+    proc, tmp = lab_run
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((tmp / "lab.json").read_text())
+    assert [m["mode"] for m in data["modes"]] == list(MODES)
+    for m in data["modes"]:
+        assert m["errors"] == 0 and len(m["lanes"]) == N, m["mode"]
+        for lane in m["lanes"]:
+            instants = [lane[k] for k in ("sent", "started", "acquired", "done", "ended")]
+            assert instants == sorted(instants), (m["mode"], lane)
+            # Every request really waited T in PostgreSQL (pg_sleep), whatever else it waited for.
+            assert lane["done"] - lane["acquired"] >= 0.9 * T, (m["mode"], lane)
+        assert m["predicted"] > 0 and m["ratio"] == pytest.approx(m["measured"] / m["predicted"], rel=0.01)
+
+
+@pytest.mark.timeout(120)
+def test_each_mode_runs_where_its_rule_says(lab_run):
+    """def endpoints run on worker threads, async def on the loop; the serial modes run one query at a time."""
+    _, tmp = lab_run
+    modes = {m["mode"]: m for m in json.loads((tmp / "lab.json").read_text())["modes"]}
+    for name, m in modes.items():
+        on_loop = {lane["on_loop"] for lane in m["lanes"]}
+        assert on_loop == ({False} if MODES[name].endpoint == "def" else {True}), name
+    assert modes["one-at-a-time"]["threads_used"] == 1  # one worker thread
+    assert modes["async-pool"]["threads_used"] == 1  # the loop's thread only
+    assert modes["one-at-a-time"]["peak_queries"] == 1
+    assert modes["async-blocking"]["peak_queries"] == 1  # the blocked loop serves one at a time
+    for name in ("threads", "async-default-pool", "async-pool"):
+        assert modes[name]["peak_queries"] > 1, name
+    assert modes["one-at-a-time"]["formula"] == f"{N} x {T:g} s"
+    assert modes["async-default-pool"]["formula"] == f"ceil({N}/15) x {T:g} s"
+    assert modes["threads"]["bar"] == "<= 1.3" and modes["async-blocking"]["bar"] == ">= 0.9"
+
+
+@pytest.mark.timeout(120)
+def test_the_svg_is_well_formed_with_a_panel_per_mode_and_a_lane_per_request(lab_run):
+    _, tmp = lab_run
+    root = ET.parse(tmp / "timeline.svg").getroot()
+    assert root.tag == f"{SVG}svg"
+    panels = root.findall(f"{SVG}g[@class='panel']")
+    assert [p.get("data-mode") for p in panels] == list(MODES)
+    for panel in panels:
+        lanes = panel.findall(f"{SVG}g[@class='lane']")
+        assert sorted(int(l.get("data-request")) for l in lanes) == list(range(N))
+        assert all(l.findall(f"{SVG}rect[@class='query']") for l in lanes)
+        assert len(panel.findall(f"{SVG}line[@class='predicted']")) == 1
+
+
+@pytest.mark.timeout(120)
+def test_the_report_prints_the_figures_and_where_the_timeline_went(lab_run):
+    proc, tmp = lab_run
+    for name in MODES:
+        assert name in proc.stdout
+    assert "predicted" in proc.stdout and "Quality bars" in proc.stdout
+    assert f"Timeline written to {tmp / 'timeline.svg'}" in proc.stdout.replace("\n", "")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["-n", "0"], "-n/--clients must be at least 1"),
+        (["-n", "-3"], "-n/--clients must be at least 1"),
+        (["-n", "ten"], "invalid int value"),
+        (["-t", "-0.1"], "-t/--latency must be 0 or more"),
+        (["-t", "nan"], "-t/--latency must be 0 or more"),
+        (["--modes", "threads,warp-drive"], "unknown mode 'warp-drive'"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--pool-size", "-1"], "--pool-size must be at least 1"),
+        (["--port", "70000"], "--port must be 0-65535"),
+        (["-o", "/no/such/folder/t.svg"], "folder /no/such/folder does not exist"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_bad_option_gives_a_one_line_error_and_exit_code_2(argv, fragment, capsys):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("kata lab: error: ") and fragment in err, err
+
+
+def test_a_port_in_use_gives_a_one_line_error_and_exit_code_2(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"kata lab: error: port {port} on 127.0.0.1 is in use"), err
+
+
+# --- interruption -------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _wait_until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["Ctrl-C to the process group", "SIGTERM to the lab"])
+def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
+    """With its own embedded PostgreSQL (no database URL), interrupted while a mode runs."""
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "kata_tools.lab", "-n", "10", "-t", "0.5", "--modes", "one-at-a-time",
+         "-o", str(tmp_path / "t.svg")],
+        cwd=tmp_path, env=lab_env({}), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in lab.stderr], daemon=True).start()
+    said = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any("requests at once" in l for l in said):
+            said.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        server_pid = int(re.search(r"server: .*\(pid (\d+)\)", "".join(said)).group(1))
+        pgdata = re.search(r"database: .* in (\S+)", "".join(said)).group(1)
+        postmaster = int((Path(pgdata) / "data" / "postmaster.pid").read_text().split()[0])
+        assert _alive(server_pid) and _alive(postmaster)
+        time.sleep(0.3)  # in the middle of the mode: requests are waiting on the database
+        if how.startswith("Ctrl-C"):
+            os.killpg(lab.pid, signal.SIGINT)
+        else:
+            lab.send_signal(signal.SIGTERM)
+        assert lab.wait(60) == 130
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+            lab.wait()
+    while True:  # the rest of what the lab said, up to its end
+        try:
+            said.append(lines.get(timeout=2))
+        except queue.Empty:
+            break
+    assert _wait_until(lambda: not _alive(server_pid), 10), "the lab's server is still running"
+    assert _wait_until(lambda: not _alive(postmaster), 10), "the embedded PostgreSQL still runs"
+    assert _wait_until(lambda: not _processes_mentioning(pgdata), 10), (
+        f"processes of {pgdata} are left: {_processes_mentioning(pgdata)}"
+    )
+    assert not Path(pgdata).exists()
+    lab.stderr.close()
+    assert said[-1].endswith("interrupted; the server and the database are stopped\n"), said
+    assert "Traceback" not in "".join(said), said
