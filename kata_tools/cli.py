@@ -153,10 +153,22 @@ def run_kata(kata: catalog.Kata) -> tuple[list[dict], str]:
         report = Path(tmp) / "specs.json"
         env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", f"katas/{kata.name}", "-q", "--kata-report", str(report)],
-            cwd=catalog.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                f"katas/{kata.name}",
+                "-q",
+                "--kata-report",
+                str(report),
+            ],
+            cwd=catalog.ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         records = []
         if report.exists():
             try:
@@ -211,7 +223,10 @@ def show_run(kata: catalog.Kata, records: list[dict], output: str, clear: bool =
     passed = sum(r["outcome"] == "passed" for r in records)
     stamp = time.strftime("%H:%M:%S")
     out.print(
-        Text(f"Kata {kata.number} · {kata.title}   {passed} of {len(records)} specs pass   ({stamp})", style="bold")
+        Text(
+            f"Kata {kata.number} · {kata.title}   {passed} of {len(records)} specs pass   ({stamp})",
+            style="bold",
+        )
     )
     out.print(rule_line(kata, rules_from_records(kata, records)))
     out.print()
@@ -243,7 +258,9 @@ def list_katas() -> None:
     n_katas = len(katas) + len(missing)
     solved = sum(s.solved for s in status.values())
     all_rules = [r for k in katas for r in k.rules]
-    met = sum(s.rules.get(r.id) == "passed" for k in katas for r in k.rules for s in [status[k.name]])
+    met = sum(
+        s.rules.get(r.id) == "passed" for k in katas for r in k.rules for s in [status[k.name]]
+    )
 
     bars = Table.grid(padding=(0, 2))
     for label, done, total, word in (
@@ -251,9 +268,16 @@ def list_katas() -> None:
         ("Rules", met, len(all_rules), "met"),
     ):
         bar = (
-            ProgressBar(total=max(total, 1), completed=done, width=30)
+            ProgressBar(
+                total=max(total, 1),
+                completed=done,
+                width=30,
+                complete_style="green",
+                finished_style="green",
+            )
             if out.color_system
-            else "#" * round(30 * done / max(total, 1)) + "-" * (30 - round(30 * done / max(total, 1)))
+            else "#" * round(30 * done / max(total, 1))
+            + "-" * (30 - round(30 * done / max(total, 1)))
         )
         bars.add_row(label, bar, f"{done} of {total} {word}")
     out.print(bars)
@@ -270,23 +294,43 @@ def list_katas() -> None:
             label += " *"
             stale = True
         specs = f"{s.passed}/{s.total}" if s.total else "-"
-        table.add_row(kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules))
+        table.add_row(
+            kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules)
+        )
     for name in missing:
-        table.add_row(name[:2], name[3:].replace("_", " "), Text("⛔ folder missing", style="red"), "-",
-                      f"restore: git checkout -- katas/{name}")  # fmt: skip
+        table.add_row(
+            name[:2],
+            name[3:].replace("_", " "),
+            Text("⛔ folder missing", style="red"),
+            "-",
+            f"restore: git checkout -- katas/{name}",
+        )
     out.print(table)
     if stale:
-        out.print(Text("* a learner file changed since these results: `kata watch NN` re-runs it", style="dim"))
+        out.print(
+            Text(
+                "* a learner file changed since these results: `kata watch NN` re-runs it",
+                style="dim",
+            )
+        )
     nxt = first_unsolved(status) if katas else None
     if nxt is not None:
-        out.print(Text(f"Next: kata {nxt.number} · {nxt.title}   (`kata next`, `kata watch {nxt.number}`)"))
+        out.print(
+            Text(
+                f"Next: kata {nxt.number} · {nxt.title}   (`kata next`, `kata watch {nxt.number}`)"
+            )
+        )
     elif katas:
         out.print(Text("Every kata is solved. `kata grade` shows the score.", style="bold green"))
 
 
 @app.command("next")
 def next_kata(
-    run: bool = typer.Option(True, "--run/--no-run", help="run the kata's specs when its results are missing or out of date"),
+    run: bool = typer.Option(
+        True,
+        "--run/--no-run",
+        help="run the kata's specs when its results are missing or out of date",
+    ),
 ) -> None:
     """The first unsolved kata: its task and its current failures."""
     status = statuses()
@@ -296,23 +340,41 @@ def next_kata(
         return
     s = status[kata.name]
     out.print(Text(f"Kata {kata.number} · {kata.title}   ({s.state})", style="bold"))
-    out.print(Text(f"Rules: {', '.join(r.id for r in kata.rules)} · read katas/{kata.name}/README.md", style="dim"))
+    out.print(
+        Text(
+            f"Rules: {', '.join(r.id for r in kata.rules)} · read katas/{kata.name}/README.md",
+            style="dim",
+        )
+    )
     out.print()
     task = section(kata.readme, "Your task")
-    out.print(markdown(task) if task else Text(f"(katas/{kata.name}/README.md has no '## Your task' section)"))
+    out.print(
+        markdown(task)
+        if task
+        else Text(f"(katas/{kata.name}/README.md has no '## Your task' section)")
+    )
     out.print()
     if run and (s.state == progress.NOT_STARTED or s.stale or s.state == progress.PARTIAL):
         out.print(Text(f"Running the specs of kata {kata.number} ...", style="dim"))
         records, output = run_kata(kata)
         show_run(kata, records, output)
     elif s.failures:
-        out.print(Text(f"Current failures ({len(s.failures)} of {s.total} specs, from your last run):", style="bold"))
+        out.print(
+            Text(
+                f"Current failures ({len(s.failures)} of {s.total} specs, from your last run):",
+                style="bold",
+            )
+        )
         out.print()
         show_failure(s.failures[0])
         if len(s.failures) > 1:
             out.print(Text(f"... and {len(s.failures) - 1} more", style="dim"))
     out.print()
-    out.print(Text(f"`kata watch {kata.number}` re-runs the specs on every save · `kata hint {kata.number}` for a hint"))
+    out.print(
+        Text(
+            f"`kata watch {kata.number}` re-runs the specs on every save · `kata hint {kata.number}` for a hint"
+        )
+    )
 
 
 def watch_loop(
@@ -335,7 +397,9 @@ def watch_loop(
         if solved:
             nxt = first_unsolved(statuses(), after=kata.name)
             if nxt is None:
-                out.print(Text("Every kata is solved. `kata grade` shows the score.", style="bold green"))
+                out.print(
+                    Text("Every kata is solved. `kata grade` shows the score.", style="bold green")
+                )
                 return 0
             out.print(Text(f"On to kata {nxt.number} · {nxt.title}.", style="bold"))
             kata = nxt
@@ -345,7 +409,12 @@ def watch_loop(
             return 1
         learner = {(kata.path / rel).resolve() for rel in kata.learner_files}
         out.print()
-        out.print(Text(f"Save {', '.join(kata.learner_files)} to re-run · `kata hint {kata.number}` for a hint · Ctrl-C stops", style="dim"))
+        out.print(
+            Text(
+                f"Save {', '.join(kata.learner_files)} to re-run · `kata hint {kata.number}` for a hint · Ctrl-C stops",
+                style="dim",
+            )
+        )
         for batch in changes:
             if any(Path(path).resolve() in learner for _, path in batch):
                 clear = True
@@ -356,9 +425,17 @@ def watch_loop(
 
 @app.command("watch")
 def watch(
-    kata: Optional[str] = typer.Argument(None, metavar="[NN]", help="kata number (default: the first unsolved one)"),
-    poll: bool = typer.Option(False, "--poll", help="poll for changes (WSL, network or container mounts where events do not arrive)"),
-    once: bool = typer.Option(False, "--once", help="run the specs once, show the first failure and stop"),
+    kata: Optional[str] = typer.Argument(
+        None, metavar="[NN]", help="kata number (default: the first unsolved one)"
+    ),
+    poll: bool = typer.Option(
+        False,
+        "--poll",
+        help="poll for changes (WSL, network or container mounts where events do not arrive)",
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="run the specs once, show the first failure and stop"
+    ),
 ) -> None:
     """Re-run a kata's specs each time you save one of its files."""
     if kata is not None:
@@ -366,7 +443,9 @@ def watch(
     else:
         target = first_unsolved(statuses())
         if target is None:
-            out.print(Text("Every kata is solved. `kata grade` shows the score.", style="bold green"))
+            out.print(
+                Text("Every kata is solved. `kata grade` shows the score.", style="bold green")
+            )
             return
     if once:
         raise typer.Exit(watch_loop(target, None, clear=False, move_on=False))
@@ -392,24 +471,33 @@ def hint(
     target = find(kata)
     hints = hints_of(target)
     if not hints:
-        raise Fail(f"kata {target.number} has no hints (its README.md has no numbered list under '## Hints')", 1)
+        raise Fail(
+            f"kata {target.number} has no hints (its README.md has no numbered list under '## Hints')",
+            1,
+        )
     root = catalog.ROOT
     seen = min(progress.hints_seen(root, target.name, warn=warn), len(hints))
     if all_:
         if not seen:
-            out.print(Text(f"No hint of kata {target.number} seen yet: `kata hint {target.number}`."))
+            out.print(
+                Text(f"No hint of kata {target.number} seen yet: `kata hint {target.number}`.")
+            )
         for i in range(seen):
             out.print(Text(f"Hint {i + 1} of {len(hints)}", style="bold"))
             out.print(markdown(hints[i]))
         return
     if seen >= len(hints):
-        out.print(Text(
-            f"No more hints for kata {target.number}: you have seen all {len(hints)}. "
-            f"`kata hint {target.number} --all` shows them again; the reference solution is in "
-            f"solutions/{target.name}/."
-        ))  # fmt: skip
+        out.print(
+            Text(
+                f"No more hints for kata {target.number}: you have seen all {len(hints)}. "
+                f"`kata hint {target.number} --all` shows them again; the reference solution is in "
+                f"solutions/{target.name}/."
+            )
+        )
         return
-    out.print(Text(f"Hint {seen + 1} of {len(hints)} · kata {target.number} {target.title}", style="bold"))
+    out.print(
+        Text(f"Hint {seen + 1} of {len(hints)} · kata {target.number} {target.title}", style="bold")
+    )
     out.print(markdown(hints[seen]))
     try:
         progress.set_hints_seen(root, target.name, seen + 1)
@@ -427,8 +515,9 @@ def pristine_source(kata: catalog.Kata, rel: str, manifest: dict | None) -> tupl
             return text, manifest_module.MANIFEST_FILE
     path = f"katas/{kata.name}/{rel}"
     try:
-        proc = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=catalog.ROOT,
-                              capture_output=True, timeout=20)  # fmt: skip
+        proc = subprocess.run(
+            ["git", "show", f"HEAD:{path}"], cwd=catalog.ROOT, capture_output=True, timeout=20
+        )
     except (OSError, subprocess.SubprocessError):
         return None, ""
     if proc.returncode == 0:
@@ -444,9 +533,16 @@ def reset(
     """Put the kata's learner files back as they were given (your version is kept in .kata/backup/)."""
     target = find(kata)
     manifest = pristine_manifest()
-    files = sorted(manifest["katas"][target.name]["learner_files"]) if manifest and target.name in manifest.get("katas", {}) else target.learner_files
+    files = (
+        sorted(manifest["katas"][target.name]["learner_files"])
+        if manifest and target.name in manifest.get("katas", {})
+        else target.learner_files
+    )
     if not files:
-        raise Fail(f"kata {target.number} has no learner files to reset (no solutions/{target.name}/ and no manifest entry)", 1)
+        raise Fail(
+            f"kata {target.number} has no learner files to reset (no solutions/{target.name}/ and no manifest entry)",
+            1,
+        )
     todo, impossible = [], []
     for rel in files:
         text, origin = pristine_source(target, rel, manifest)
@@ -470,10 +566,15 @@ def reset(
     if not yes:
         if not sys.stdin.isatty():
             raise Fail(f"kata reset overwrites {names}; with no terminal to ask, add --yes", 2)
-        if not typer.confirm(f"Overwrite {names} with the file(s) as given? Your version goes to .kata/backup/", default=False):
+        if not typer.confirm(
+            f"Overwrite {names} with the file(s) as given? Your version goes to .kata/backup/",
+            default=False,
+        ):
             out.print(Text("Nothing changed."))
             raise typer.Exit(1)
-    backup = catalog.ROOT / progress.STATE_DIR / "backup" / target.name / time.strftime("%Y%m%d-%H%M%S")
+    backup = (
+        catalog.ROOT / progress.STATE_DIR / "backup" / target.name / time.strftime("%Y%m%d-%H%M%S")
+    )
     for rel, path, text, origin in todo:
         if path.is_file():
             (backup / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -482,7 +583,9 @@ def reset(
         path.write_text(text, encoding="utf-8")
         out.print(Text(f"restored katas/{target.name}/{rel} (from {origin})"))
     if backup.exists():
-        out.print(Text(f"your version: {backup.relative_to(catalog.ROOT).as_posix()}/", style="dim"))
+        out.print(
+            Text(f"your version: {backup.relative_to(catalog.ROOT).as_posix()}/", style="dim")
+        )
     progress.forget(catalog.ROOT, target.name)
 
 
@@ -490,20 +593,42 @@ def _kata_names(keys: list[str], names: list[str]) -> list[str]:
     chosen = []
     for key in keys:
         key = key.strip().rstrip("/").split("/")[-1]
-        match = [n for n in names if key in (n, n[:2], n[3:]) or (key.isdigit() and int(key) == int(n[:2]))]
+        match = [
+            n
+            for n in names
+            if key in (n, n[:2], n[3:]) or (key.isdigit() and int(key) == int(n[:2]))
+        ]
         if not match:
-            raise Fail(f"no kata {key!r} in the course; the katas are: {', '.join(n[:2] for n in names)}", 2)
+            raise Fail(
+                f"no kata {key!r} in the course; the katas are: {', '.join(n[:2] for n in names)}",
+                2,
+            )
         chosen.append(match[0])
     return chosen
 
 
 @app.command("grade")
 def grade(
-    katas: Optional[list[str]] = typer.Argument(None, metavar="[NN]...", help="grade only these katas (default: all)"),
-    out_dir: Path = typer.Option(Path("grade-report"), "--out", "-o", help="folder for report.json, summary.md, junit.xml"),
-    source: Optional[Path] = typer.Option(None, "--from", help="grade the learner files of this course checkout with this tree's pristine specs"),
-    gradescope: Optional[Path] = typer.Option(None, "--gradescope", help="also write Gradescope's results.json here"),
-    expect_manifest: Optional[str] = typer.Option(None, "--expect-manifest", envvar="KATA_MANIFEST_DIGEST", help="the manifest digest of your pristine course: any other scores 0"),
+    katas: Optional[list[str]] = typer.Argument(
+        None, metavar="[NN]...", help="grade only these katas (default: all)"
+    ),
+    out_dir: Path = typer.Option(
+        Path("grade-report"), "--out", "-o", help="folder for report.json, summary.md, junit.xml"
+    ),
+    source: Optional[Path] = typer.Option(
+        None,
+        "--from",
+        help="grade the learner files of this course checkout with this tree's pristine specs",
+    ),
+    gradescope: Optional[Path] = typer.Option(
+        None, "--gradescope", help="also write Gradescope's results.json here"
+    ),
+    expect_manifest: Optional[str] = typer.Option(
+        None,
+        "--expect-manifest",
+        envvar="KATA_MANIFEST_DIGEST",
+        help="the manifest digest of your pristine course: any other scores 0",
+    ),
 ) -> None:
     """Run every kata in one pytest process and score it (exit 1 below full marks)."""
     from kata_tools import grading
@@ -517,8 +642,14 @@ def grade(
         raise Fail(f"--from {source}: no katas/ folder there", 2)
     out_path = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
     try:
-        report = grading.grade(catalog.ROOT, out_path, only, source.resolve() if source else None,
-                               expect_manifest, gradescope)  # fmt: skip
+        report = grading.grade(
+            catalog.ROOT,
+            out_path,
+            only,
+            source.resolve() if source else None,
+            expect_manifest,
+            gradescope,
+        )
     except grading.GradingError as e:
         raise Fail(str(e), 2) from None
 
@@ -526,23 +657,45 @@ def grade(
     for column in ("#", "Kata", "Points", "Status", "Specs", "Rules not met yet"):
         table.add_column(column)
     for k in report["katas"]:
-        style = {"solved": "green", "failing": "red", "tampered": "red", "missing": "red"}.get(k["status"], "dim")
+        style = {"solved": "green", "failing": "red", "tampered": "red", "missing": "red"}.get(
+            k["status"], "dim"
+        )
         unmet = " ".join(r["rule"] for r in k["rules"] if r["status"] != "passed") or "-"
-        table.add_row(k["number"], k["title"], f"{k['score']:g} / {k['max_score']:g}",
-                      Text(k["status"], style=style), f"{k['passed']}/{k['total']}", unmet)  # fmt: skip
+        table.add_row(
+            k["number"],
+            k["title"],
+            f"{k['score']:g} / {k['max_score']:g}",
+            Text(k["status"], style=style),
+            f"{k['passed']}/{k['total']}",
+            unmet,
+        )
     out.print(table)
     counted = [c for c in report["manifest"]["changes"] if c["counted"]]
     shown = [c for c in report["manifest"]["changes"] if not c["counted"]]
     if counted:
         out.print(Text("Changed course files (the katas they affect score 0):", style="bold red"))
         for c in counted:
-            out.print(Text(f"  {c['change']}: {c['path']} ({', '.join(c['katas']) or 'CI templates only'})"))
+            out.print(
+                Text(
+                    f"  {c['change']}: {c['path']} ({', '.join(c['katas']) or 'CI templates only'})"
+                )
+            )
     if shown:
-        out.print(Text("Changed in the learner's checkout, ignored (graded with the pristine specs):", style="bold"))
+        out.print(
+            Text(
+                "Changed in the learner's checkout, ignored (graded with the pristine specs):",
+                style="bold",
+            )
+        )
         for c in shown:
             out.print(Text(f"  {c['change']}: {c['path']}"))
-    out.print(Text(f"Score: {report['score']:g} / {report['max_score']:g} ({report['percent']:g}%) · "
-                   f"reports in {out_dir}/", style="bold"))  # fmt: skip
+    out.print(
+        Text(
+            f"Score: {report['score']:g} / {report['max_score']:g} ({report['percent']:g}%) · "
+            f"reports in {out_dir}/",
+            style="bold",
+        )
+    )
     raise typer.Exit(0 if report["score"] == report["max_score"] else 1)
 
 
@@ -560,7 +713,11 @@ def find_root(start: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = find_root(Path.cwd().resolve())
-    if root is not None and root != catalog.ROOT.resolve() and not os.environ.get("KATA_ROOT_CHOSEN"):
+    if (
+        root is not None
+        and root != catalog.ROOT.resolve()
+        and not os.environ.get("KATA_ROOT_CHOSEN")
+    ):
         # Run inside another copy of the course (a fresh clone, a temp copy): use that copy's
         # own kata_tools, not the one this command was installed from.
         env = dict(os.environ, KATA_ROOT_CHOSEN="1")
@@ -585,7 +742,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug of ours: one line, not a traceback, unless asked
         if os.environ.get("KATA_DEBUG"):
             raise
-        err.print(f"error: {type(e).__name__}: {e} (KATA_DEBUG=1 shows the traceback)", style="red", soft_wrap=True)
+        err.print(
+            f"error: {type(e).__name__}: {e} (KATA_DEBUG=1 shows the traceback)",
+            style="red",
+            soft_wrap=True,
+        )
         return 1
     return 0
 

@@ -108,7 +108,9 @@ def load_config(root: Path) -> Config:
     grading = data.get("grading", {})
     scoring = grading.get("scoring", "all-or-nothing")
     if scoring not in SCORING_MODES:
-        raise GradingError(f"{CONFIG_FILE}: scoring must be one of {', '.join(SCORING_MODES)}, not {scoring!r}")
+        raise GradingError(
+            f"{CONFIG_FILE}: scoring must be one of {', '.join(SCORING_MODES)}, not {scoring!r}"
+        )
     points = data.get("points", {})
     numbers = {k: v for k, v in points.items() if isinstance(v, (int, float)) and v >= 0}
     default = grading.get("default_points", DEFAULT_POINTS)
@@ -132,10 +134,19 @@ def run_specs(root: Path, katas: list[str], out: Path, source: Path | None = Non
     with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
         raw = Path(tmp) / "specs.json"
         cmd = [
-            sys.executable, "-m", "pytest", *[f"katas/{k}" for k in katas],
-            "-q", "--kata-report", str(raw), "--junitxml", str(out / "junit.xml"),
-            "-o", "junit_suite_name=katas", "--continue-on-collection-errors",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pytest",
+            *[f"katas/{k}" for k in katas],
+            "-q",
+            "--kata-report",
+            str(raw),
+            "--junitxml",
+            str(out / "junit.xml"),
+            "-o",
+            "junit_suite_name=katas",
+            "--continue-on-collection-errors",
+        ]
         if source is not None:
             cmd += ["--kata-source", str(source / "katas")]
         env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
@@ -143,9 +154,14 @@ def run_specs(root: Path, katas: list[str], out: Path, source: Path | None = Non
         # shipped with the learner's tree is never loaded in place of a spec's source.
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         proc = subprocess.run(
-            cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
-        )  # fmt: skip
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         records = []
         if raw.exists():
             try:
@@ -169,8 +185,15 @@ def _test_entry(r: dict) -> dict:
     }
 
 
-def score_kata(kata: str, tests: list[dict], points: float, scoring: str, exists: bool,
-               changes: list[dict], rules: list[catalog.Rule]) -> dict:  # fmt: skip
+def score_kata(
+    kata: str,
+    tests: list[dict],
+    points: float,
+    scoring: str,
+    exists: bool,
+    changes: list[dict],
+    rules: list[catalog.Rule],
+) -> dict:
     passed = sum(t["status"] == "passed" for t in tests)
     total = len(tests)
     rule_entries = []
@@ -179,12 +202,20 @@ def score_kata(kata: str, tests: list[dict], points: float, scoring: str, exists
         ok = sum(t["status"] == "passed" for t in mine)
         status = "not run" if not mine else "passed" if ok == len(mine) else "failing"
         rule_entries.append(
-            {"rule": rule.id, "title": rule.title, "status": status, "passed": ok, "total": len(mine)}
+            {
+                "rule": rule.id,
+                "title": rule.title,
+                "status": status,
+                "passed": ok,
+                "total": len(mine),
+            }
         )
     message = ""
     if not exists:
         status, score = "missing", 0.0
-        message = f"katas/{kata} is missing: restore it from the course (git checkout -- katas/{kata})"
+        message = (
+            f"katas/{kata} is missing: restore it from the course (git checkout -- katas/{kata})"
+        )
     elif changes:
         status, score = "tampered", 0.0
         message = "scored 0: " + "; ".join(f"{c['change']} {c['path']}" for c in changes)
@@ -212,9 +243,14 @@ def score_kata(kata: str, tests: list[dict], points: float, scoring: str, exists
     }
 
 
-def grade(root: Path | None = None, out: Path | None = None, only: list[str] | None = None,
-          source: Path | None = None, expect_manifest: str | None = None,
-          gradescope: Path | None = None) -> dict:  # fmt: skip
+def grade(
+    root: Path | None = None,
+    out: Path | None = None,
+    only: list[str] | None = None,
+    source: Path | None = None,
+    expect_manifest: str | None = None,
+    gradescope: Path | None = None,
+) -> dict:
     """Grade the tree at `root` (or the learner files of `source` with root's specs); write reports."""
     root = Path(root or catalog.ROOT).resolve()
     out = Path(out or root / "grade-report").resolve()
@@ -225,12 +261,16 @@ def grade(root: Path | None = None, out: Path | None = None, only: list[str] | N
         raise GradingError(f"cannot check for tampering: {e}") from None
     all_katas = sorted(pristine.get("katas", {}))
     if not all_katas:
-        raise GradingError(f"{manifest.MANIFEST_FILE} lists no katas; run `{manifest.WRITE_COMMAND}`")
+        raise GradingError(
+            f"{manifest.MANIFEST_FILE} lists no katas; run `{manifest.WRITE_COMMAND}`"
+        )
     katas = all_katas
     if only:
         unknown = [k for k in only if k not in all_katas]
         if unknown:
-            raise GradingError(f"no kata {unknown[0]!r} in the course; the katas are: {', '.join(all_katas)}")
+            raise GradingError(
+                f"no kata {unknown[0]!r} in the course; the katas are: {', '.join(all_katas)}"
+            )
         katas = [k for k in all_katas if k in only]
     digest = manifest.digest(pristine)
 
@@ -241,11 +281,15 @@ def grade(root: Path | None = None, out: Path | None = None, only: list[str] | N
     shown = manifest.check(source, pristine) if source is not None else []
     change_entries = [
         {"path": c.path, "change": c.kind, "katas": list(c.katas), "counted": True} for c in counted
-    ] + [{"path": c.path, "change": c.kind, "katas": list(c.katas), "counted": False} for c in shown]
+    ] + [
+        {"path": c.path, "change": c.kind, "katas": list(c.katas), "counted": False} for c in shown
+    ]
 
     out.mkdir(parents=True, exist_ok=True)
     learner_root = source.resolve() if source is not None else root
-    present = [k for k in katas if (root / "katas" / k).is_dir() and (learner_root / "katas" / k).is_dir()]
+    present = [
+        k for k in katas if (root / "katas" / k).is_dir() and (learner_root / "katas" / k).is_dir()
+    ]
     run = run_specs(root, present, out, source) if present else Run(0, "no kata folder found\n", [])
     (out / "pytest-output.txt").write_text(run.output, encoding="utf-8")
 
@@ -259,8 +303,15 @@ def grade(root: Path | None = None, out: Path | None = None, only: list[str] | N
     for k in katas:
         changes = [c for c in change_entries if c["counted"] and k in c["katas"]]
         kata_entries.append(
-            score_kata(k, by_kata[k], config.points_of(k), config.scoring, k in present, changes,
-                       [r for r in rules.values() if r.kata == k])  # fmt: skip
+            score_kata(
+                k,
+                by_kata[k],
+                config.points_of(k),
+                config.scoring,
+                k in present,
+                changes,
+                [r for r in rules.values() if r.kata == k],
+            )
         )
     score = round(sum(e["score"] for e in kata_entries), 2)
     max_score = round(sum(e["max_score"] for e in kata_entries), 2)
@@ -324,13 +375,22 @@ def markdown(report: dict) -> str:
         lines += ["", "### Changed files", ""]
         counted = [c for c in changes if c["counted"]]
         if counted:
-            lines.append("These files differ from the pristine course; the katas they affect score 0:")
-            lines += [f"- {c['change']}: `{c['path']}` ({', '.join(c['katas']) or 'CI templates only'})" for c in counted]
+            lines.append(
+                "These files differ from the pristine course; the katas they affect score 0:"
+            )
+            lines += [
+                f"- {c['change']}: `{c['path']}` ({', '.join(c['katas']) or 'CI templates only'})"
+                for c in counted
+            ]
         ignored = [c for c in changes if not c["counted"]]
         if ignored:
-            lines.append("Changed in the learner's checkout, ignored (graded with the pristine specs):")
+            lines.append(
+                "Changed in the learner's checkout, ignored (graded with the pristine specs):"
+            )
             lines += [f"- {c['change']}: `{c['path']}`" for c in ignored]
-    failures = [(k, t) for k in report["katas"] for t in k["tests"][:] if t["status"] in ("failed", "error")]
+    failures = [
+        (k, t) for k in report["katas"] for t in k["tests"][:] if t["status"] in ("failed", "error")
+    ]
     firsts = {}
     for k, t in failures:
         firsts.setdefault(k["kata"], (k, t))
@@ -341,7 +401,9 @@ def markdown(report: dict) -> str:
             lines.append(f"- **{k['number']} {k['title']}**: {k['message']}")
         for k, t in firsts.values():
             message = t["message"].split("\n  spec:")[0].strip().replace("\n", " ")
-            lines.append(f"- **{k['number']} {k['title']}** `{t['name']}` ({', '.join(t['rules'])}): {message}")
+            lines.append(
+                f"- **{k['number']} {k['title']}** `{t['name']}` ({', '.join(t['rules'])}): {message}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -350,21 +412,32 @@ def gradescope(report: dict) -> dict:
     tests = []
     for k in report["katas"]:
         failing = [f"{r['rule']} {r['title']}" for r in k["rules"] if r["status"] != "passed"]
-        output = k["message"] or ("not met yet: " + "; ".join(failing) if failing else "all rules met")
-        tests.append({
-            "name": f"{k['number']} {k['title']}",
-            "score": k["score"],
-            "max_score": k["max_score"],
-            "status": "passed" if k["score"] == k["max_score"] else "failed",
-            "output": output,
-        })  # fmt: skip
+        output = k["message"] or (
+            "not met yet: " + "; ".join(failing) if failing else "all rules met"
+        )
+        tests.append(
+            {
+                "name": f"{k['number']} {k['title']}",
+                "score": k["score"],
+                "max_score": k["max_score"],
+                "status": "passed" if k["score"] == k["max_score"] else "failed",
+                "output": output,
+            }
+        )
     changes = [c for c in report["manifest"]["changes"] if c["counted"]]
     output = "Changed course files: " + ", ".join(c["path"] for c in changes) if changes else ""
-    return {"score": report["score"], "max_score": report["max_score"], "output": output, "tests": tests}
+    return {
+        "score": report["score"],
+        "max_score": report["max_score"],
+        "output": output,
+        "tests": tests,
+    }
 
 
 def write_reports(report: dict, out: Path, gradescope_path: Path | None = None) -> None:
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     summary = markdown(report)
     (out / "summary.md").write_text(summary, encoding="utf-8")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -376,7 +449,9 @@ def write_reports(report: dict, out: Path, gradescope_path: Path | None = None) 
             pass  # a summary that cannot be written must not lose the grade
     if gradescope_path is not None:
         gradescope_path.parent.mkdir(parents=True, exist_ok=True)
-        gradescope_path.write_text(json.dumps(gradescope(report), indent=2) + "\n", encoding="utf-8")
+        gradescope_path.write_text(
+            json.dumps(gradescope(report), indent=2) + "\n", encoding="utf-8"
+        )
 
 
 # --- GitHub Classroom --------------------------------------------------------------------------
@@ -389,16 +464,18 @@ def classroom_config(root: Path) -> dict:
     for kata_dir in sorted((Path(root) / "katas").iterdir()):
         if kata_dir.is_dir() and catalog.KATA_DIR.match(kata_dir.name):
             name = kata_dir.name
-            tests.append({
-                "name": f"{name[:2]} {name[3:].replace('_', ' ')}",
-                "setup": "python -m pip install -q -e .",
-                "run": f"kata grade {name[:2]} --out grade-report/{name}",
-                "input": "",
-                "output": "",
-                "comparison": "included",
-                "timeout": 10,
-                "points": config.points_of(name),
-            })  # fmt: skip
+            tests.append(
+                {
+                    "name": f"{name[:2]} {name[3:].replace('_', ' ')}",
+                    "setup": "python -m pip install -q -e .",
+                    "run": f"kata grade {name[:2]} --out grade-report/{name}",
+                    "input": "",
+                    "output": "",
+                    "comparison": "included",
+                    "timeout": 10,
+                    "points": config.points_of(name),
+                }
+            )
     for t in tests:
         if t["points"] == int(t["points"]):
             t["points"] = int(t["points"])

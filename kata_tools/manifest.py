@@ -51,9 +51,17 @@ PROTECTED_FILES = (
     ".github/classroom/autograding.json",
 )
 CONFIG_NAMES = {
-    "conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini",
-    "setup.cfg", "pyproject.toml", "sitecustomize.py", "usercustomize.py",
-}  # fmt: skip
+    "conftest.py",
+    "pytest.ini",
+    ".pytest.ini",
+    "pytest.toml",
+    ".pytest.toml",
+    "tox.ini",
+    "setup.cfg",
+    "pyproject.toml",
+    "sitecustomize.py",
+    "usercustomize.py",
+}
 PICKED_UP_SUFFIXES = {".py", ".pth", ".ini", ".cfg", ".toml"}
 
 
@@ -163,7 +171,9 @@ def load(root: Path | None = None) -> dict:
     except FileNotFoundError:
         raise ManifestError(f"{MANIFEST_FILE} is missing; make it with `{WRITE_COMMAND}`") from None
     except (OSError, ValueError) as e:
-        raise ManifestError(f"{MANIFEST_FILE} is unreadable ({e}); restore it from the course") from None
+        raise ManifestError(
+            f"{MANIFEST_FILE} is unreadable ({e}); restore it from the course"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "protected" not in data:
         raise ManifestError(f"{MANIFEST_FILE} has an unknown format; restore it from the course")
     return data
@@ -270,10 +280,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m kata_tools.manifest", description=__doc__.split("\n\n")[0]
     )
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", action="store_true", help="rewrite the manifest (and the Classroom config) from this tree")
-    action.add_argument("--check", action="store_true", help="list files that differ from the manifest")
-    action.add_argument("--stale", action="store_true", help="say whether the manifest needs --write")
-    parser.add_argument("root", nargs="?", type=Path, default=None, help="tree to check (default: this project)")
+    action.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite the manifest (and the Classroom config) from this tree",
+    )
+    action.add_argument(
+        "--check", action="store_true", help="list files that differ from the manifest"
+    )
+    action.add_argument(
+        "--stale", action="store_true", help="say whether the manifest needs --write"
+    )
+    parser.add_argument(
+        "root", nargs="?", type=Path, default=None, help="tree to check (default: this project)"
+    )
     args = parser.parse_args(argv)
     root = (args.root or catalog.ROOT).resolve()
     try:
@@ -282,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
             classroom = grading.write_classroom_config(root)
             path = write(root)
-            print(f"wrote {path.relative_to(root).as_posix()} and {classroom.relative_to(root).as_posix()}")
+            print(
+                f"wrote {path.relative_to(root).as_posix()} and {classroom.relative_to(root).as_posix()}"
+            )
             return 0
         if args.stale:
             diffs = stale(root)
@@ -296,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for change in changes:
         print(change.describe())
-    print(f"{len(changes)} change(s) from the pristine tree" if changes else "no changes from the pristine tree")
+    print(
+        f"{len(changes)} change(s) from the pristine tree"
+        if changes
+        else "no changes from the pristine tree"
+    )
     return 1 if changes else 0
 
 

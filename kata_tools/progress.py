@@ -175,8 +175,10 @@ def statuses(root: Path, katas, warn=None) -> dict[str, KataStatus]:
                 status.state = PARTIAL
             ran_at = entry.get("ran_at")
             status.ran_at = ran_at if isinstance(ran_at, (int, float)) else None
-            oldest = min((r.get("at") for r in records if isinstance(r.get("at"), (int, float))),
-                         default=None)
+            oldest = min(
+                (r.get("at") for r in records if isinstance(r.get("at"), (int, float))),
+                default=None,
+            )
             status.stale = oldest is not None and _changed_since(kata, oldest)
         out[kata.name] = status
     return out

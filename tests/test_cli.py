@@ -23,7 +23,9 @@ import pytest
 from kata_tools import catalog, grading, manifest
 
 ROOT = catalog.ROOT
-pytestmark = pytest.mark.timeout(180)  # each test runs `kata` (and pytest inside it) as a learner would
+pytestmark = pytest.mark.timeout(
+    180
+)  # each test runs `kata` (and pytest inside it) as a learner would
 # Katas without a database (the brief of the course: 01-03); the tests grade these only.
 NO_DB_KATAS = [k.name for k in catalog.katas() if int(k.number) <= 3]
 
@@ -53,8 +55,17 @@ def env_for(course: Path, **extra) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("KATA_SOLUTIONS", "KATA_SOURCE", "KATA_NO_PROGRESS", "GITHUB_STEP_SUMMARY", "KATA_MANIFEST_DIGEST",
-                     "KATA_ROOT_CHOSEN", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")  # fmt: skip
+        if k
+        not in (
+            "KATA_SOLUTIONS",
+            "KATA_SOURCE",
+            "KATA_NO_PROGRESS",
+            "GITHUB_STEP_SUMMARY",
+            "KATA_MANIFEST_DIGEST",
+            "KATA_ROOT_CHOSEN",
+            "PYTEST_ADDOPTS",
+            "PYTEST_CURRENT_TEST",
+        )
     }
     env.update(PYTHONPATH=str(course), PYTHONDONTWRITEBYTECODE="1", COLUMNS="200", NO_COLOR="1")
     env.update(extra)
@@ -63,9 +74,14 @@ def env_for(course: Path, **extra) -> dict:
 
 def kata(course: Path, *args: str, timeout: float = 300, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "kata_tools.cli", *args], cwd=course, env=env_for(course, **env),
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
-    )  # fmt: skip
+        [sys.executable, "-m", "kata_tools.cli", *args],
+        cwd=course,
+        env=env_for(course, **env),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
 
 
 def solve(course: Path, name: str) -> None:
@@ -83,7 +99,7 @@ def course(tmp_path) -> Path:
     return make_course(tmp_path / "course")
 
 
-# --- kata list -----------------------------------------------------------------------------------
+# --- kata list ------------------------------------------------------------------------------------
 
 
 def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_second(course):
@@ -94,33 +110,42 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
 
     solve(course, "01_event_loop")
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"], cwd=course,
-        env=env_for(course), capture_output=True, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout
     timings = []
     for _ in range(3):  # the best of three: other work on a shared machine only slows it down
         start = time.perf_counter()
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
-    assert re.search(r"01\s+event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout), listed.stdout
+    assert re.search(
+        r"01\s+event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
+    ), listed.stdout
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
 
 
 def test_list_shows_failing_partly_run_and_edited_since(course):
     subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"], cwd=course,
-        env=env_for(course), capture_output=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+    )
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
 
     solve(course, "01_event_loop")
     subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"], cwd=course,
-        env=env_for(course), capture_output=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+    )
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+event loop\s+◐ partly run\s+1/1", listed), listed
 
@@ -135,20 +160,36 @@ def test_the_installed_console_script_works_on_the_copy_it_is_run_in(course):
     if not script.exists():
         pytest.skip("the kata console script is not installed in this environment")
     (course / ".kata").mkdir()
-    (course / ".kata/results.json").write_text(json.dumps({
-        "format": 1,
-        "katas": {"01_event_loop": {"complete": True, "ran_at": 1.0, "specs": {
-            "katas/01_event_loop/test_event_loop.py::test_x": {
-                "rules": ["EL1", "EL2", "EL3"], "outcome": "passed", "at": 1e12}}}},
-    }))  # fmt: skip
+    (course / ".kata/results.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "katas": {
+                    "01_event_loop": {
+                        "complete": True,
+                        "ran_at": 1.0,
+                        "specs": {
+                            "katas/01_event_loop/test_event_loop.py::test_x": {
+                                "rules": ["EL1", "EL2", "EL3"],
+                                "outcome": "passed",
+                                "at": 1e12,
+                            }
+                        },
+                    }
+                },
+            }
+        )
+    )
     env = env_for(course)
     del env["PYTHONPATH"]  # as a learner runs it: the script was installed from another folder
-    proc = subprocess.run([str(script), "list"], cwd=course / "katas", env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(script), "list"], cwd=course / "katas", env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert "1 of 1 solved" in proc.stdout, proc.stdout
 
 
-# --- bad input -------------------------------------------------------------------------------------
+# --- bad input ------------------------------------------------------------------------------------
 
 
 def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
@@ -186,7 +227,7 @@ def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
         no_traceback(proc)
 
 
-# --- next, hint, reset -----------------------------------------------------------------------------
+# --- next, hint, reset ----------------------------------------------------------------------------
 
 
 def test_next_shows_the_task_and_the_current_failures(course):
@@ -200,7 +241,14 @@ def test_next_shows_the_task_and_the_current_failures(course):
 
 
 def test_hint_climbs_the_ladder_and_remembers_it(course):
-    readme_hints = re.findall(r"^\d+\. ", (course / "katas/01_event_loop/README.md").read_text().split("## Hints")[1].split("\n## ")[0], re.M)
+    readme_hints = re.findall(
+        r"^\d+\. ",
+        (course / "katas/01_event_loop/README.md")
+        .read_text()
+        .split("## Hints")[1]
+        .split("\n## ")[0],
+        re.M,
+    )
     n = len(readme_hints)
     shown = [kata(course, "hint", "01").stdout for _ in range(n + 1)]
     for i, text in enumerate(shown[:n]):
@@ -217,8 +265,12 @@ def test_reset_restores_the_pristine_stub_and_keeps_the_learner_version(course):
     learner = course / "katas/01_event_loop/event_loop.py"
     pristine = learner.read_text()
     learner.write_text("# my half-done attempt\n")
-    subprocess.run([sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"], cwd=course,
-                   env=env_for(course), capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q"],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+    )
     proc = kata(course, "reset", "01", "--yes")
     assert proc.returncode == 0, proc.stderr
     assert learner.read_text() == pristine
@@ -237,7 +289,10 @@ def test_reset_falls_back_to_git_and_says_when_it_is_impossible(course):
     (course / "kata_tools/manifest.json").write_text(json.dumps(data))
     learner.write_text("# attempt\n")
     impossible = kata(course, "reset", "01", "--yes")
-    assert impossible.returncode == 1 and "cannot reset katas/01_event_loop/event_loop.py" in impossible.stderr
+    assert (
+        impossible.returncode == 1
+        and "cannot reset katas/01_event_loop/event_loop.py" in impossible.stderr
+    )
     no_traceback(impossible)
 
     if shutil.which("git") is None:
@@ -253,7 +308,7 @@ def test_reset_falls_back_to_git_and_says_when_it_is_impossible(course):
     assert learner.read_text() == pristine
 
 
-# --- watch -----------------------------------------------------------------------------------------
+# --- watch ----------------------------------------------------------------------------------------
 
 
 def test_watch_once_runs_the_kata_and_shows_the_first_failure(course):
@@ -284,18 +339,27 @@ changes = iter([
 code = cli.watch_loop(kata, changes, run=fake_run, clear=False)
 print("RESULT", code, len(runs))
 """
-    proc = subprocess.run([sys.executable, "-c", driver], cwd=course, env=env_for(course),
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", driver],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+    )
     assert "RESULT 0 3" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stdout.count("TEACH") == 2 and "Every kata is solved" in proc.stdout
 
 
 def _watch(course: Path, *args: str):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kata_tools.cli", "watch", *args], cwd=course,
-        env=env_for(course, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "kata_tools.cli", "watch", *args],
+        cwd=course,
+        env=env_for(course, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -303,9 +367,9 @@ def _watch(course: Path, *args: str):
     def wait_for(text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while text not in "".join(lines):
-            assert time.monotonic() < deadline and proc.poll() is None or text in "".join(lines), (
-                f"no {text!r} in:\n" + "".join(lines)
-            )
+            assert (
+                time.monotonic() < deadline and proc.poll() is None or text in "".join(lines)
+            ), f"no {text!r} in:\n" + "".join(lines)
             time.sleep(0.05)
 
     return proc, lines, wait_for, reader
@@ -346,12 +410,35 @@ def test_watch_stops_cleanly_on_ctrl_c(course):
     assert "Stopped watching" in output and "Traceback" not in output, output
 
 
-# --- grade -----------------------------------------------------------------------------------------
+# --- grade ----------------------------------------------------------------------------------------
 
 TEST_KEYS = {"nodeid", "name", "rules", "status", "message", "duration"}
 RULE_KEYS = {"rule", "title", "status", "passed", "total"}
-KATA_KEYS = {"kata", "number", "title", "status", "score", "max_score", "passed", "total", "message", "rules", "tests"}
-REPORT_KEYS = {"schema", "created", "score", "max_score", "percent", "scoring", "graded_from", "pytest_exit_code", "manifest", "katas"}
+KATA_KEYS = {
+    "kata",
+    "number",
+    "title",
+    "status",
+    "score",
+    "max_score",
+    "passed",
+    "total",
+    "message",
+    "rules",
+    "tests",
+}
+REPORT_KEYS = {
+    "schema",
+    "created",
+    "score",
+    "max_score",
+    "percent",
+    "scoring",
+    "graded_from",
+    "pytest_exit_code",
+    "manifest",
+    "katas",
+}
 
 
 def read_report(folder: Path) -> dict:
@@ -366,7 +453,10 @@ def read_report(folder: Path) -> dict:
         assert set(k) == KATA_KEYS
         assert k["status"] in ("solved", "failing", "not run", "missing", "tampered")
         assert all(set(r) == RULE_KEYS for r in k["rules"])
-        assert all(set(t) == TEST_KEYS and t["status"] in ("passed", "failed", "error", "skipped") for t in k["tests"])
+        assert all(
+            set(t) == TEST_KEYS and t["status"] in ("passed", "failed", "error", "skipped")
+            for t in k["tests"]
+        )
     assert report["score"] == sum(k["score"] for k in report["katas"])
     return report
 
@@ -377,11 +467,20 @@ def test_grade_gives_full_marks_to_a_solved_tree_and_writes_every_report(tmp_pat
         solve(course, name)
     step_summary = tmp_path / "step-summary.md"
     step_summary.write_text("earlier step\n")
-    proc = kata(course, "grade", "--out", "reports", "--gradescope", "reports/gradescope.json",
-                GITHUB_STEP_SUMMARY=str(step_summary))  # fmt: skip
+    proc = kata(
+        course,
+        "grade",
+        "--out",
+        "reports",
+        "--gradescope",
+        "reports/gradescope.json",
+        GITHUB_STEP_SUMMARY=str(step_summary),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = read_report(course / "reports")
-    assert report["score"] == report["max_score"] == 10 * len(NO_DB_KATAS) and report["percent"] == 100
+    assert (
+        report["score"] == report["max_score"] == 10 * len(NO_DB_KATAS) and report["percent"] == 100
+    )
     assert report["manifest"]["changes"] == []
     kata01 = report["katas"][0]
     assert kata01["status"] == "solved" and kata01["passed"] == kata01["total"] == 9
@@ -389,12 +488,16 @@ def test_grade_gives_full_marks_to_a_solved_tree_and_writes_every_report(tmp_pat
     assert all(r["status"] == "passed" for r in kata01["rules"])
     assert all(t["rules"] for t in kata01["tests"])
     summary = (course / "reports/summary.md").read_text()
-    assert summary.startswith(f"## Kata grade: {10 * len(NO_DB_KATAS)} / {10 * len(NO_DB_KATAS)} points")
+    assert summary.startswith(
+        f"## Kata grade: {10 * len(NO_DB_KATAS)} / {10 * len(NO_DB_KATAS)} points"
+    )
     assert step_summary.read_text() == "earlier step\n" + summary + "\n"
     junit = (course / "reports/junit.xml").read_text()
     assert "<testsuite" in junit and 'name="katas"' in junit and "test_event_loop" in junit
     gradescope = json.loads((course / "reports/gradescope.json").read_text())
-    assert gradescope["score"] == gradescope["max_score"] and len(gradescope["tests"]) == len(NO_DB_KATAS)
+    assert gradescope["score"] == gradescope["max_score"] and len(gradescope["tests"]) == len(
+        NO_DB_KATAS
+    )
 
 
 def test_grade_gives_zero_to_the_pristine_tree(tmp_path):
@@ -418,8 +521,12 @@ def pytest_collection_modifyitems(items):
 def edit_spec_to_pass(course: Path) -> None:
     spec = course / "katas/01_event_loop/test_event_loop.py"
     tests = re.findall(r'@pytest.mark.rule\("(\w+)"\)\nasync def (test_\w+)', spec.read_text())
-    spec.write_text("import pytest\n\n" + "".join(
-        f'\n@pytest.mark.rule("{rule}")\ndef {name}():\n    pass\n' for rule, name in tests))  # fmt: skip
+    spec.write_text(
+        "import pytest\n\n"
+        + "".join(
+            f'\n@pytest.mark.rule("{rule}")\ndef {name}():\n    pass\n' for rule, name in tests
+        )
+    )
 
 
 def add_conftest(course: Path) -> None:
@@ -441,7 +548,11 @@ def delete_spec(course: Path) -> None:
     [
         (edit_spec_to_pass, {("katas/01_event_loop/test_event_loop.py", "modified")}, True),
         (add_conftest, {("katas/01_event_loop/conftest.py", "added")}, True),
-        (edit_addopts, {("pyproject.toml [tool.pytest]", "modified"), ("kata_cheat.py", "added")}, True),
+        (
+            edit_addopts,
+            {("pyproject.toml [tool.pytest]", "modified"), ("kata_cheat.py", "added")},
+            True,
+        ),
         (delete_spec, {("katas/01_event_loop/test_event_loop.py", "deleted")}, False),
     ],
     ids=["spec-edited", "conftest-added", "addopts-edited", "spec-deleted"],
@@ -452,7 +563,9 @@ def test_grade_reports_tampering_and_it_earns_nothing(course, cheat, changed, sp
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = read_report(course / "grade-report")
     assert {(c["path"], c["change"]) for c in report["manifest"]["changes"]} == changed
-    assert all(c["counted"] and "01_event_loop" in c["katas"] for c in report["manifest"]["changes"])
+    assert all(
+        c["counted"] and "01_event_loop" in c["katas"] for c in report["manifest"]["changes"]
+    )
     kata01 = report["katas"][0]
     assert kata01["status"] == "tampered" and kata01["score"] == 0 and report["score"] == 0
     if specs_pass:  # the cheat worked on pytest: only the tamper check stops it
@@ -476,9 +589,13 @@ def test_grade_from_a_learner_checkout_uses_the_pristine_specs(tmp_path):
         ("katas/01_event_loop/conftest.py", False),
     }
 
-    (learner / "katas/01_event_loop/event_loop.py").write_text((instructor / "katas/01_event_loop/event_loop.py").read_text())
+    (learner / "katas/01_event_loop/event_loop.py").write_text(
+        (instructor / "katas/01_event_loop/event_loop.py").read_text()
+    )
     proc = kata(instructor, "grade", "--from", str(learner), "--out", str(tmp_path / "out"))
-    assert proc.returncode == 1 and read_report(tmp_path / "out")["score"] == 0  # edited specs do not help
+    assert (
+        proc.returncode == 1 and read_report(tmp_path / "out")["score"] == 0
+    )  # edited specs do not help
 
 
 def test_grade_one_kata_and_a_pinned_manifest_digest(course):
@@ -490,7 +607,10 @@ def test_grade_one_kata_and_a_pinned_manifest_digest(course):
     other = kata(course, "grade", "01", "--out", "one", KATA_MANIFEST_DIGEST="0000")
     assert other.returncode == 1
     report = read_report(course / "one")
-    assert report["score"] == 0 and report["manifest"]["changes"][0]["path"] == "kata_tools/manifest.json"
+    assert (
+        report["score"] == 0
+        and report["manifest"]["changes"][0]["path"] == "kata_tools/manifest.json"
+    )
 
     unknown = kata(course, "grade", "77")
     assert unknown.returncode == 2 and "no kata '77'" in unknown.stderr

@@ -80,9 +80,11 @@ def test_a_windows_checkout_is_not_a_change_but_any_edit_is(tmp_path):
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "9"'))
     assert {c.path for c in manifest.check(root, pristine)} == {
-        "katas/01_event_loop/test_event_loop.py", "katas/01_event_loop/helpers.py", "pytest.ini",
+        "katas/01_event_loop/test_event_loop.py",
+        "katas/01_event_loop/helpers.py",
+        "pytest.ini",
         "kata_tools/extra.py",
-    }  # fmt: skip
+    }
 
 
 # --- points and GitHub Classroom ----------------------------------------------------------------
@@ -98,13 +100,22 @@ def test_grading_config_gives_every_kata_points():
 
 def test_the_classroom_config_has_one_test_per_kata_with_its_points():
     data = json.loads(CLASSROOM.read_text())
-    assert data == grading.classroom_config(ROOT), (
-        f"{grading.CLASSROOM_FILE} is stale; regenerate it with `{manifest.WRITE_COMMAND}`"
-    )
+    assert data == grading.classroom_config(
+        ROOT
+    ), f"{grading.CLASSROOM_FILE} is stale; regenerate it with `{manifest.WRITE_COMMAND}`"
     config = grading.load_config(ROOT)
     assert [t["name"][:2] for t in data["tests"]] == [k.number for k in catalog.katas()]
     for test, kata in zip(data["tests"], catalog.katas()):
-        assert set(test) == {"name", "setup", "run", "input", "output", "comparison", "timeout", "points"}
+        assert set(test) == {
+            "name",
+            "setup",
+            "run",
+            "input",
+            "output",
+            "comparison",
+            "timeout",
+            "points",
+        }
         assert test["points"] == config.points_of(kata.name)
         assert 1 <= test["timeout"] <= 60  # minutes, Classroom's limits
         assert shlex.split(test["run"])[:3] == ["kata", "grade", kata.number]
@@ -234,7 +245,11 @@ def test_the_workflow_parses_and_grades_uploads_and_summarises(workflow):
     assert all(isinstance(s, dict) and ("uses" in s) != ("run" in s) for s in steps)
     uses = [s["uses"] for s in steps if "uses" in s]
     assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", u) for u in uses), uses
-    assert {u.split("@")[0] for u in uses} == {"actions/checkout", "actions/setup-python", "actions/upload-artifact"}
+    assert {u.split("@")[0] for u in uses} == {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/upload-artifact",
+    }
     runs = [s["run"] for s in steps if "run" in s]
     assert any(r.startswith("python -m pip install") for r in runs)
     grade = next(r for r in runs if r.startswith("kata grade"))
@@ -243,7 +258,9 @@ def test_the_workflow_parses_and_grades_uploads_and_summarises(workflow):
     assert upload["if"] == "always()" and upload["with"]["path"].rstrip("/") == out
     # The PostgreSQL service is offered as a commented option, via DATABASE_URL.
     text = WORKFLOW.read_text()
-    assert re.search(r"^\s*#\s*services:", text, re.M) and re.search(r"^\s*#\s*DATABASE_URL: postgresql://", text, re.M)
+    assert re.search(r"^\s*#\s*services:", text, re.M) and re.search(
+        r"^\s*#\s*DATABASE_URL: postgresql://", text, re.M
+    )
 
 
 def test_the_subset_parser_agrees_with_pyyaml_when_it_is_installed(workflow):
