@@ -69,9 +69,10 @@ async def attempt(run) -> Attempt:
     """Run `run()` (and await it if it returns an awaitable), catching what it leaves behind.
 
     A MissingGreenlet abandons a driver coroutine, and a forgotten `await` abandons the coroutine
-    it made: unawaited, each warns when garbage-collected, which under this project's
-    warnings-as-errors setting errors some later test. Here they are collected while the warnings
-    are recorded, and the spec reports them in words instead.
+    it made: unawaited, each warns when it is freed, which under this project's warnings-as-errors
+    setting errors some later test. Here they are freed while the warnings are recorded (a
+    coroutine held by an error's traceback only by a garbage collection, run after an error), and
+    the spec reports them in words instead.
     """
     outcome = Attempt()
     with warnings.catch_warnings(record=True) as caught:
@@ -89,7 +90,8 @@ async def attempt(run) -> Attempt:
             ]
             outcome.where = f"{display(Path(frames[-1].filename))}:{frames[-1].lineno}" if frames else ""
             del e
-        gc.collect()  # the abandoned coroutines go now, while their warnings are recorded
+        if outcome.error:
+            gc.collect()  # what the error abandoned goes now, while its warnings are recorded
     outcome.unawaited = [
         m.group(1)
         for w in caught
