@@ -450,16 +450,58 @@ def watch(
     if once:
         raise typer.Exit(watch_loop(target, None, clear=False, move_on=False))
 
-    import watchfiles
-
-    changes = watchfiles.watch(catalog.KATAS, force_polling=poll or None, raise_interrupt=True)
+    changes = BackgroundChanges(catalog.KATAS, poll)  # watching from now: no save is missed
     try:
         code = watch_loop(target, changes)
     except KeyboardInterrupt:
         out.print()
         out.print(Text("Stopped watching.", style="dim"))
         code = 0
+    finally:
+        changes.stop()
     raise typer.Exit(code)
+
+
+class BackgroundChanges:
+    """watchfiles.watch in a thread, started at once, so a file saved while the specs run (or
+    before the first wait) is queued and triggers a run, never lost. Iterate it like watch()."""
+
+    def __init__(self, path: Path, poll: bool):
+        import queue
+        import threading
+
+        import watchfiles
+
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._empty = queue.Empty
+
+        def pump() -> None:
+            try:
+                for batch in watchfiles.watch(
+                    path, force_polling=poll or None, stop_event=self._stop, raise_interrupt=False
+                ):
+                    self._queue.put(batch)
+            except Exception as e:  # e.g. the katas/ folder vanished: reported by the main thread
+                self._queue.put(e)
+            self._queue.put(None)
+
+        threading.Thread(target=pump, name="kata-watch", daemon=True).start()
+
+    def __iter__(self):
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)  # a timeout keeps Ctrl-C working everywhere
+            except self._empty:
+                continue
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @app.command("hint")

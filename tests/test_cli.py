@@ -397,6 +397,18 @@ def test_watch_polls_reruns_on_save_and_stops_when_every_kata_is_solved(course):
     assert "Traceback" not in output
 
 
+def test_watch_keeps_a_save_made_while_the_specs_run(course):
+    proc, lines, wait_for, reader = _watch(course, "01", "--poll")
+    try:
+        time.sleep(0.8)  # the first run is starting or going on: the save must not be lost
+        solve(course, "01_event_loop")
+        wait_for("Every kata is solved")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        _stop(proc, reader)
+    assert "9 of 9 specs pass" in "".join(lines)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_watch_stops_cleanly_on_ctrl_c(course):
     proc, lines, wait_for, reader = _watch(course, "01")
