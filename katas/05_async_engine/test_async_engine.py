@@ -26,7 +26,8 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import MissingGreenlet
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from blog import seed
 from blog.models import Post
@@ -229,10 +230,22 @@ class PoolWatch:
         return self.checkouts - self.checkins
 
 
-async def count_posts_titled(engine: AsyncEngine, title: str) -> int:
-    """How many posts carry `title`, seen from a new connection (only committed rows)."""
-    async with engine.connect() as conn:
-        return (await conn.execute(select(func.count()).where(Post.title == title))).scalar_one()
+@pytest_asyncio.fixture
+async def committed(seeded_db):
+    """committed(title): how many posts carry `title`, seen by the spec's own connection.
+
+    Only committed rows are visible to it, and it does not draw on the learner's pool, which a
+    leaked session may have emptied.
+    """
+    engine = create_async_engine(seeded_db.async_url, poolclass=NullPool)
+
+    async def count(title: str) -> int:
+        async with engine.connect() as conn:
+            query = select(func.count()).where(Post.title == title)
+            return (await conn.execute(query)).scalar_one()
+
+    yield count
+    await engine.dispose()
 
 
 def app_with(module, loaded: Loaded) -> FastAPI:
@@ -449,10 +462,12 @@ async def test_async_session_local_opens_async_sessions_that_query_through_async
 
 
 @pytest.mark.rule("AE2")
-async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post(load, seeded_db):
+async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post(
+    load, seeded_db, committed
+):
     """create_post awaits commit: the new post is saved, and no coroutine is left un-awaited."""
     module = load(seeded_db.plain_url)
-    engine = engine_of(module)
+    engine_of(module)
     create_post = require(module, "create_post", "write it (AE2).")
 
     session = new_session(module)
@@ -468,7 +483,7 @@ async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post
         f"database (AE2)."
     )
     outcome.fail_if_crashed("AE2")
-    saved = await count_posts_titled(engine, "Saved by create_post")
+    saved = await committed("Saved by create_post")
     assert saved == 1, (
         f"After create_post, another connection sees {saved} post(s) titled 'Saved by "
         f"create_post', expected 1: create_post must add the post and await db.commit() (AE2)."
@@ -565,12 +580,11 @@ async def test_each_request_gets_its_own_session_and_gives_its_connection_back(
 
 @pytest.mark.rule("AE4")
 async def test_a_request_that_raises_rolls_back_and_still_gives_its_connection_back(
-    load, loaded, seeded_db
+    load, loaded, seeded_db, committed
 ):
     """An endpoint that writes and then raises: the write is not saved, the connection goes back."""
     module = load(seeded_db.plain_url)
-    engine = engine_of(module)
-    pool = PoolWatch(engine)
+    pool = PoolWatch(engine_of(module))
     app = app_with(module, loaded)
 
     # raise_app_exceptions=False: the client gets the 500 a real client would get.
@@ -583,7 +597,7 @@ async def test_a_request_that_raises_rolls_back_and_still_gives_its_connection_b
         f"POST /posts/fail answered {outcome.value.status_code}; the endpoint raises, so a "
         f"client gets 500 (AE4)."
     )
-    saved = await count_posts_titled(engine, "Never saved")
+    saved = await committed("Never saved")
     assert saved == 0, (
         "The endpoint raised after writing a post, yet the post was committed: the dependency "
         "must not commit when the request failed. Closing the session rolls back whatever was "
