@@ -744,6 +744,21 @@ def grade(
 # --- entry point -------------------------------------------------------------------------------
 
 
+@app.command(
+    "lab",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],  # `kata lab --help` is the lab's own help
+    },
+)
+def lab(ctx: typer.Context) -> None:
+    """Measure the notes' timelines on a real server and database (`kata lab --help`)."""
+    from kata_tools.lab import main as lab_main  # imports uvicorn and friends: only when asked
+
+    raise typer.Exit(lab_main(list(ctx.args), prog="kata lab"))
+
+
 def find_root(start: Path) -> Path | None:
     """The course folder holding `start`: the nearest with katas/ and kata_tools/."""
     for folder in (start, *start.parents):
