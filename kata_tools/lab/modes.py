@@ -96,7 +96,7 @@ MODES = {
         Mode("one-at-a-time", "EL1", "def", "psycopg2",
              "one worker: each request waits for the one before it"),
         Mode("threads", "TP2", "def", "psycopg2",
-             "def endpoints on the thread pool: waves of as many threads as can get a connection"),
+             "def endpoints on the thread pool: waves of min(threads, pool)"),
         Mode("async-default-pool", "CP7", "async def", "asyncpg",
              "the event loop, capped by the default pool: waves of 15"),
         Mode("async-pool", "EL2", "async def", "asyncpg",

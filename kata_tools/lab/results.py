@@ -51,13 +51,13 @@ class ModeResult:
     def build(cls, mode: Mode, settings: Settings, timings: list[Timing], records: list[dict]):
         t0 = min(t.sent for t in timings)
         by_id = {r["i"]: r for r in records}
+
+        def rel(x):
+            return None if x is None else x - t0
+
         lanes = []
         for t in timings:
             r = by_id.get(t.i, {})
-
-            def rel(x):
-                return None if x is None else x - t0
-
             lanes.append(
                 Lane(
                     i=t.i,

@@ -49,6 +49,8 @@ def parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
         description="Serve N concurrent requests that each wait T on PostgreSQL, in each mode, on "
         "a real uvicorn server; print the measured figures beside the rules' predictions and draw "
         "every request's timeline.",
+        epilog="modes:\n" + "\n".join(f"  {m.name:<20} {m.blurb} ({m.rule})" for m in MODES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-n", "--clients", type=int, default=100, metavar="N",
                    help="requests sent at once (default 100)")

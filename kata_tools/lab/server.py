@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from kata_tools.lab.modes import DEFAULT_THREADS, MODES
+from kata_tools.probes import loop_running_here
 
 URL_VARIABLE = "KATA_LAB_DATABASE_URL"
 QUERY = text("SELECT pg_sleep(:t)")
@@ -52,7 +53,7 @@ class Lab:
                 "acquired": acquired,
                 "done": done,
                 "thread": threading.get_ident(),
-                "on_loop": _loop_running_here(),
+                "on_loop": loop_running_here(),
             }
         )
 
@@ -93,14 +94,6 @@ class Lab:
             warm = min(self.sync_engine.pool.size(), limiter.total_tokens)
             await _retrying(lambda: asyncio.to_thread(_warm_sync, self.sync_engine, warm))
         return {"mode": mode, "warm_connections": warm, "thread_limit": limiter.total_tokens}
-
-
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _warm_sync(engine, count: int) -> None:
@@ -215,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         log_level="warning",
         access_log=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=1,  # interrupted: requests in flight get 1 s
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -145,7 +145,10 @@ class Burst:
             causes.append(
                 f"the pool lent at most {self.peak_checked_out} connections at once (CP3)"
             )
-        return "; ".join(causes) or "no cap was seen by the pool or the thread limiter"
+        return "; ".join(causes) or (
+            "neither the pool nor FastAPI's thread limiter was the cap, so look for another "
+            "limit between a request and its query (a thread pool or a semaphore of your own)"
+        )
 
 
 async def send_burst(app, db, n: int = CLIENTS) -> Burst:
@@ -153,13 +156,16 @@ async def send_burst(app, db, n: int = CLIENTS) -> Burst:
     engine = getattr(app.state, "engine", None)
     checked_out = [0, 0]  # now, peak
     blocking = [0]
+    lock = threading.Lock()  # def endpoints check out from many threads
 
     def on_checkout(*_):
-        checked_out[0] += 1
-        checked_out[1] = max(checked_out)
+        with lock:
+            checked_out[0] += 1
+            checked_out[1] = max(checked_out)
 
     def on_checkin(*_):
-        checked_out[0] -= 1
+        with lock:
+            checked_out[0] -= 1
 
     def on_execute(conn, *_):
         if loop_running_here() and not conn.dialect.is_async:
