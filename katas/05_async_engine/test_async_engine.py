@@ -43,7 +43,7 @@ FILE = "async_database.py"
 FAKE = "kata:s3cret@db.example:6543/blog"
 
 
-# --- running learner code --------------------------------------------------------------------------
+# --- running learner code ------------------------------------------------------------------------
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Attempt:
 
     @property
     def missing_greenlet(self) -> bool:
-        return self.error == "MissingGreenlet" or "MissingGreenlet" in self.message
+        return self.error == MissingGreenlet.__name__ or MissingGreenlet.__name__ in self.message
 
     def fail_if_crashed(self, rule: str) -> None:
         if self.error:
@@ -89,7 +89,8 @@ async def attempt(run) -> Attempt:
                 f for f in traceback.extract_tb(e.__traceback__)
                 if kata_of(Path(f.filename)) and not Path(f.filename).name.startswith("test_")
             ]
-            outcome.where = f"{display(Path(frames[-1].filename))}:{frames[-1].lineno}" if frames else ""
+            if frames:
+                outcome.where = f"{display(Path(frames[-1].filename))}:{frames[-1].lineno}"
             del e
         if outcome.error:
             gc.collect()  # what the error abandoned goes now, while its warnings are recorded
@@ -296,7 +297,7 @@ async def within(seconds: float, awaitable, what: str, rule: str):
         )
 
 
-# --- AE1: one DATABASE_URL, the asyncpg driver -----------------------------------------------------
+# --- AE1: one DATABASE_URL, the asyncpg driver ---------------------------------------------------
 
 URL_FORMS = {
     "postgresql": f"postgresql://{FAKE}",
@@ -309,7 +310,7 @@ URL_FORMS = {
 @pytest.mark.rule("AE1")
 @pytest.mark.parametrize("form", URL_FORMS)
 async def test_the_async_url_names_asyncpg_whatever_driver_database_url_names(load, form):
-    """ASYNC_DATABASE_URL is DATABASE_URL with the driver set to postgresql+asyncpg, nothing else changed."""
+    """ASYNC_DATABASE_URL is DATABASE_URL with only the driver changed, to postgresql+asyncpg."""
     given = URL_FORMS[form]
     module = load(given)
 
@@ -433,7 +434,7 @@ async def test_the_environment_wins_over_the_dotenv_file(project_dir, monkeypatc
     )
 
 
-# --- AE2: async engine, async sessions, awaited queries --------------------------------------------
+# --- AE2: async engine, async sessions, awaited queries ------------------------------------------
 
 
 @pytest.mark.rule("AE2")
@@ -490,7 +491,7 @@ async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post
     )
 
 
-# --- AE3: expire_on_commit=False ---------------------------------------------------------------------
+# --- AE3: expire_on_commit=False -----------------------------------------------------------------
 
 
 @pytest.mark.rule("AE3")
@@ -515,7 +516,8 @@ async def test_a_post_stays_readable_after_create_post_commits_it(load, seeded_d
         "cannot await. Make AsyncSessionLocal with expire_on_commit=False (AE3)."
     )
     read.fail_if_crashed("AE3")
-    assert isinstance(read.value[0], int) and read.value[1:] == ("Still readable", "After commit."), (
+    expected = ("Still readable", "After commit.")
+    assert isinstance(read.value[0], int) and read.value[1:] == expected, (
         f"create_post returned a post reading (id, title, content) = {read.value!r}; return the "
         f"Post after its commit, with the id the database gave it (AE3)."
     )
@@ -544,7 +546,7 @@ async def test_an_endpoint_can_return_the_object_it_just_committed(load, loaded,
     )
 
 
-# --- AE4: one session per request, always closed --------------------------------------------------------
+# --- AE4: one session per request, always closed -------------------------------------------------
 
 
 @pytest.mark.rule("AE4")

@@ -41,5 +41,6 @@ async def get_post_detail(db: AsyncSession, post_id: int) -> Post:
 
 async def list_posts_with_comments(db: AsyncSession) -> list[Post]:
     """Every post in id order, each with its comments, in a constant number of statements."""
-    # TODO: one select for all the posts that also loads all their comments: no query per post (LZ2).
+    # TODO: one select of all the posts that also loads all their comments: no query per post
+    #       (LZ2).
     raise NotImplementedError("list_posts_with_comments")

@@ -36,7 +36,7 @@ def kata(kata_module):
     return kata_module("eager_loading.py")
 
 
-# --- running learner code --------------------------------------------------------------------------
+# --- running learner code ------------------------------------------------------------------------
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Attempt:
 
     @property
     def missing_greenlet(self) -> bool:
-        return self.error == "MissingGreenlet"
+        return self.error == MissingGreenlet.__name__
 
     def fail_if_crashed(self, rule: str) -> None:
         if self.unawaited:
@@ -88,7 +88,8 @@ async def attempt(run) -> Attempt:
                 f for f in traceback.extract_tb(e.__traceback__)
                 if kata_of(Path(f.filename)) and not Path(f.filename).name.startswith("test_")
             ]
-            outcome.where = f"{display(Path(frames[-1].filename))}:{frames[-1].lineno}" if frames else ""
+            if frames:
+                outcome.where = f"{display(Path(frames[-1].filename))}:{frames[-1].lineno}"
             del e
         if outcome.error:
             gc.collect()  # what the error abandoned goes now, while its warnings are recorded
@@ -101,7 +102,7 @@ async def attempt(run) -> Attempt:
     return outcome
 
 
-# --- the database, the sessions, the statement count -------------------------------------------------
+# --- the database, the sessions, the statement count ---------------------------------------------
 
 
 class Statements:
@@ -181,7 +182,7 @@ def names(tags) -> list[str]:
     return [tag.name for tag in tags]
 
 
-# --- LZ1: an unloaded relationship raises MissingGreenlet in async code -------------------------------
+# --- LZ1: an unloaded relationship raises MissingGreenlet in async code --------------------------
 
 
 @pytest.mark.rule("LZ1")
@@ -213,13 +214,13 @@ async def test_reading_a_relationship_the_query_did_not_load_raises_missing_gree
 
 @pytest.mark.rule("LZ1")
 async def test_load_comments_makes_the_comments_of_a_post_in_hand_readable(kata, blog):
-    """load_comments loads post.comments with an awaited query; afterwards reading it sends nothing."""
+    """load_comments loads post.comments with an awaited query; reading it then sends nothing."""
     db = blog.session()
     for post_id in (1, 5):  # three comments; none at all
         post = await db.get(Post, post_id)
         outcome = await attempt(lambda: kata.load_comments(db, post))
         assert not outcome.missing_greenlet, (
-            f"load_comments raised MissingGreenlet{' at ' + outcome.where if outcome.where else ''}: "
+            f"load_comments raised MissingGreenlet at {outcome.where or 'eager_loading.py'}: "
             f"it read post.comments before they were loaded, and in async code that lazy load "
             f"cannot run. Load them first with an awaited call that names the relationship (LZ1)."
         )
@@ -237,7 +238,7 @@ async def test_load_comments_makes_the_comments_of_a_post_in_hand_readable(kata,
         )
 
 
-# --- LZ2: load it in the query ---------------------------------------------------------------------------
+# --- LZ2: load it in the query -------------------------------------------------------------------
 
 
 @pytest.mark.rule("LZ2")
@@ -300,7 +301,7 @@ async def detail_of(blog: Blog, kata, post_id: int):
 
 @pytest.mark.rule("LZ2")
 async def test_get_post_detail_loads_comments_and_tags_with_the_query(kata, blog):
-    """Comments, post_tags and each PostTag.tag come with the query: the response reads without SQL."""
+    """Comments, post_tags and each PostTag.tag come with the query: the response needs no SQL."""
     detail, sent = await detail_of(blog, kata, 4)
 
     got = (texts(detail.comments), names(detail.tags))
@@ -346,7 +347,7 @@ async def test_get_post_detail_takes_as_many_statements_for_ten_comments_as_for_
 async def test_listing_posts_with_comments_takes_as_many_statements_for_25_posts_as_for_5(
     kata, blog
 ):
-    """No N+1: listing all posts with their comments sends the same few statements for 5 or 25 posts."""
+    """No N+1: listing the posts with their comments takes as many statements for 25 as for 5."""
     async def listing():
         posts, sent = await call(blog, kata.list_posts_with_comments, blog.session(), rule="LZ2")
         posts = list(posts or [])

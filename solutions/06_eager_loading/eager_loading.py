@@ -8,7 +8,7 @@ AsyncSession `db`; post ids name posts that exist.
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from blog.models import Comment, Post, PostTag
 
