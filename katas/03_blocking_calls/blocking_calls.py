@@ -38,7 +38,7 @@ async def fetch_all(urls: list[str]) -> list[dict]:
 
 
 async def fetch_with_retry(url: str, attempts: int = 3, backoff: float = BACKOFF) -> dict:
-    """GET `url`; on 503 (busy) wait `backoff` seconds and try again, `attempts` times in all (EL4)."""
+    """GET `url`; on 503 (busy) wait `backoff` seconds, try again; `attempts` tries in all (EL4)."""
     async with httpx.AsyncClient(timeout=10) as client:
         for attempt in range(1, attempts + 1):
             response = await client.get(url)
@@ -73,7 +73,7 @@ class SignUp(BaseModel):
 
 
 def create_app() -> FastAPI:
-    """A new FastAPI app with POST /signup: {"username", "password"} -> {"username", "password_hash"}.
+    """A new FastAPI app: POST /signup {"username", "password"} -> {"username", "password_hash"}.
 
     (A real service stores the hash; this one returns it so the specs can check it.)
     """

@@ -253,7 +253,7 @@ async def test_fetch_with_retry_backs_off_without_a_blocking_sleep(kata, server,
 
 @pytest.mark.rule("EL5")
 async def test_hash_password_is_a_plain_function_that_returns_the_hash(kata):
-    """Hashing does no I/O: hash_password is a plain call that returns the hash, nothing to await."""
+    """Hashing does no I/O: hash_password is a plain call returning the hash, nothing to await."""
     hashed = await asyncio.to_thread(kata.hash_password, PASSWORD)
     if inspect.iscoroutine(hashed):
         hashed.close()  # never run: close it quietly

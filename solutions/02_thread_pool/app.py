@@ -54,12 +54,12 @@ def create_app(thread_limit: int | None = None) -> FastAPI:
 
     @app.get("/reports/{report_id}")
     def report(report_id: int) -> dict:
-        # A def endpoint: FastAPI runs it on a worker thread, so the blocking call stalls only that thread.
+        # A def endpoint: FastAPI runs it on a worker thread, so the blocking call stalls only that.
         return legacy_report(report_id)
 
     @app.get("/cached/{report_id}")
     async def cached(report_id: int) -> dict:
-        # An async def endpoint runs on the loop's thread: the await lets the loop serve others meanwhile.
+        # async def runs on the loop's thread: the await lets the loop serve others meanwhile.
         return await cached_report(report_id)
 
     @app.get("/thread-limit")

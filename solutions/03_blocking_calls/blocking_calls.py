@@ -36,7 +36,7 @@ async def fetch_all(urls: list[str]) -> list[dict]:
 
 
 async def fetch_with_retry(url: str, attempts: int = 3, backoff: float = BACKOFF) -> dict:
-    """GET `url`; on 503 (busy) wait `backoff` seconds and try again, `attempts` times in all (EL4)."""
+    """GET `url`; on 503 (busy) wait `backoff` seconds, try again; `attempts` tries in all (EL4)."""
     async with httpx.AsyncClient(timeout=10) as client:
         for attempt in range(1, attempts + 1):
             response = await client.get(url)
@@ -52,6 +52,7 @@ def hash_password(password: str) -> str:
 
     Pure CPU work, no I/O: nothing in it can be awaited.
     """
+    # Plain def: nothing here waits, so there is nothing to await; the caller picks the thread.
     salt = os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, ITERATIONS)
     return f"pbkdf2_sha256${ITERATIONS}${salt.hex()}${digest.hex()}"
@@ -70,7 +71,7 @@ class SignUp(BaseModel):
 
 
 def create_app() -> FastAPI:
-    """A new FastAPI app with POST /signup: {"username", "password"} -> {"username", "password_hash"}.
+    """A new FastAPI app: POST /signup {"username", "password"} -> {"username", "password_hash"}.
 
     (A real service stores the hash; this one returns it so the specs can check it.)
     """
@@ -78,7 +79,7 @@ def create_app() -> FastAPI:
 
     @app.post("/signup")
     async def signup(form: SignUp) -> dict:
-        # CPU work is not I/O, so not awaited itself: a worker thread runs it while the loop serves others.
+        # CPU work, not I/O: not awaited itself; a worker thread runs it while the loop serves on.
         password_hash = await asyncio.to_thread(hash_password, form.password)
         return {"username": form.username, "password_hash": password_hash}
 
