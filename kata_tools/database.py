@@ -276,6 +276,13 @@ def _embedded() -> Database:
     def stop():
         server.cleanup()
         stop_postgres_in(pgdata)
+        # The watchdog sees its folder gone and exits within 0.5 s; reap it, or Python warns
+        # at exit that a subprocess is still running.
+        for watchdog in _WATCHDOGS:
+            try:
+                watchdog.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
 
     return Database(
         kind="embedded",
