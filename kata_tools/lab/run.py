@@ -64,7 +64,8 @@ def parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
                    help=f"comma-separated, of: {', '.join(MODES)} (default all)")
     p.add_argument("-o", "--output", default="lab-timeline.svg", metavar="FILE",
                    help="where to write the SVG timeline (default lab-timeline.svg)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write every figure and lane as JSON")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write every figure and lane as JSON")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--rows", type=int, default=25,
                    help="text rows per timeline panel in the terminal, two lanes a row (default 25)")
@@ -80,7 +81,9 @@ def parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0-65535 (got {args.port})")
-    names = list(MODES) if args.modes == "all" else [m.strip() for m in args.modes.split(",") if m.strip()]
+    names = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.modes == "all":
+        names = list(MODES)
     unknown = [m for m in names if m not in MODES]
     if unknown or not names:
         raise UsageError(f"unknown mode {', '.join(map(repr, unknown)) or repr(args.modes)}; "
@@ -245,7 +248,8 @@ async def measure(server: ServerProcess, args, progress) -> list:
             raise LabError(f"preparing mode {name} failed: {reply.json().get('error', reply.body)}")
         # A short burst first, as many at once as the mode can run: a running server's routes,
         # driver and worker threads are warm when the clock starts (anyio starts threads lazily).
-        await burst(HOST, server.port, [f"/{name}/-1?t=0.02"] * mode.capacity(s), timeout=limit)
+        await burst(HOST, server.port, [f"/{name}/-1?t=0.02"] * min(mode.capacity(s), s.clients),
+                    timeout=limit)
         task = progress.start(name, s.clients)
         timings = await burst(
             HOST, server.port, [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],

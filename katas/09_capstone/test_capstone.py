@@ -71,8 +71,32 @@ def engine_of(app):
     return engine
 
 
-def pool_of(engine):
-    return getattr(engine, "sync_engine", engine).pool  # an AsyncEngine wraps a sync Engine
+class EngineProbe:
+    """What the app's engine did, from SQLAlchemy's events: the most connections its pool lent at
+    once, and the statements a sync driver sent from the event loop's thread (blocking it)."""
+
+    def __init__(self, engine):
+        self.now = self.peak = 0
+        self.on_loop: list[str] = []
+        self._lock = threading.Lock()  # def endpoints check out from many threads
+        if engine is not None:
+            sync_engine = getattr(engine, "sync_engine", engine)  # an AsyncEngine wraps one
+            event.listen(sync_engine.pool, "checkout", self._checkout)
+            event.listen(sync_engine.pool, "checkin", self._checkin)
+            event.listen(sync_engine, "before_cursor_execute", self._execute)
+
+    def _checkout(self, *_):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def _checkin(self, *_):
+        with self._lock:
+            self.now -= 1
+
+    def _execute(self, conn, cursor, statement, *_):
+        if loop_running_here() and not conn.dialect.is_async:
+            self.on_loop.append(statement)
 
 
 class Witness(threading.Thread):
@@ -90,7 +114,6 @@ class Witness(threading.Thread):
         self.conn.autocommit = True
         self.database, self.target = db.name, target
         self.peak = 0
-        self.cancelled = 0
         self.counted = threading.Event()
         self.stopped = threading.Event()
 
@@ -112,7 +135,6 @@ class Witness(threading.Thread):
                     self.counted.set()
                 if self.counted.is_set() and pids:
                     cur.execute("SELECT pg_cancel_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
-                    self.cancelled += len(pids)
                 time.sleep(0.01)
 
     def stop(self):
@@ -153,29 +175,7 @@ class Burst:
 
 async def send_burst(app, db, n: int = CLIENTS) -> Burst:
     """n requests at once, each asking for a HOLD-second pg_sleep; returns what was counted."""
-    engine = getattr(app.state, "engine", None)
-    checked_out = [0, 0]  # now, peak
-    blocking = [0]
-    lock = threading.Lock()  # def endpoints check out from many threads
-
-    def on_checkout(*_):
-        with lock:
-            checked_out[0] += 1
-            checked_out[1] = max(checked_out)
-
-    def on_checkin(*_):
-        with lock:
-            checked_out[0] -= 1
-
-    def on_execute(conn, *_):
-        if loop_running_here() and not conn.dialect.is_async:
-            blocking[0] += 1
-
-    if engine is not None:
-        event.listen(pool_of(engine), "checkout", on_checkout)
-        event.listen(pool_of(engine), "checkin", on_checkin)
-        event.listen(getattr(engine, "sync_engine", engine), "before_cursor_execute", on_execute)
-
+    probe = EngineProbe(getattr(app.state, "engine", None))
     witness = Witness(db, target=n)
     async with serve(app) as client:
         limiter = anyio.to_thread.current_default_thread_limiter()
@@ -204,7 +204,7 @@ async def send_burst(app, db, n: int = CLIENTS) -> Burst:
         finally:
             watcher.cancel()
             witness.stop()
-    return Burst(witness.peak, checked_out[1], waited[0], limiter.total_tokens, blocking[0])
+    return Burst(witness.peak, probe.peak, waited[0], limiter.total_tokens, len(probe.on_loop))
 
 
 # --- CP7: the server's database concurrency -----------------------------------------------------
@@ -314,19 +314,14 @@ async def test_no_query_blocks_the_event_loop(kata, db):
     """No query goes through a blocking driver on the event loop's thread."""
     app = kata.create_app(db.plain_url)
     engine = engine_of(app)
-    on_loop = []
-
-    def on_execute(conn, cursor, statement, *_):
-        if loop_running_here() and not conn.dialect.is_async:
-            on_loop.append(statement)
-
-    event.listen(getattr(engine, "sync_engine", engine), "before_cursor_execute", on_execute)
+    probe = EngineProbe(engine)
     async with serve(app) as client:
         await asyncio.gather(*(client.get(f"/work/{i}", params={"seconds": 0.05}) for i in range(5)))
 
-    assert not on_loop, (
-        f"{len(on_loop)} of 5 queries ran through a blocking driver ({engine.dialect.driver}) on "
-        f"the event loop's thread: while each one waits, the whole server waits, and sixty "
+    assert not probe.on_loop, (
+        f"{len(probe.on_loop)} of 5 queries ran through a blocking driver "
+        f"({engine.dialect.driver}) on the event loop's thread: while each one waits, the whole "
+        f"server waits, and sixty "
         f"clients are served one after another. Inside async def, query through an async "
         f"engine (asyncpg) and await it (EL3)."
     )
