@@ -17,11 +17,10 @@ without a database stay fast.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from kata_tools.pg_reaper import STOP_FILE, pid_alive, stop_postgres_in
 from kata_tools.pytest_plugin import CALL_REPORT
 
 PG_DIR_PREFIX = "kata-pg-"
@@ -42,27 +42,6 @@ class DatabaseUnavailable(Exception):
     """No PostgreSQL could be had; the message says what was tried and how to fix it."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_postgres_in(folder: Path) -> None:
-    """Stop the embedded postmaster of this folder (SIGQUIT: immediate shutdown), then delete it."""
-    pid_file = folder / "data" / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().splitlines()[0])
-        os.kill(pid, signal.SIGQUIT)
-    except (OSError, ValueError, IndexError):
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def sweep_orphans() -> list[Path]:
     """Stop embedded servers left by runs that were killed (their owner process is gone)."""
     swept = []
@@ -71,7 +50,7 @@ def sweep_orphans() -> list[Path]:
             owner = int((pgdata / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if not _pid_alive(owner):
+        if not pid_alive(owner):
             stop_postgres_in(pgdata)
             swept.append(pgdata)
     return swept
@@ -187,7 +166,7 @@ class Database:
             conn.close()
 
     def close(self) -> None:
-        if self._template:
+        if self._template and self.kind != "embedded":  # an embedded server is deleted whole
             try:
                 self.drop(self._template)
             except Exception:
@@ -199,6 +178,19 @@ class Database:
 
 
 # --- provisioning -----------------------------------------------------------------------------
+
+
+def _execute_all(url: str, *statements: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
 
 
 def _from_environment() -> Database | None:
@@ -233,31 +225,22 @@ def _from_docker() -> Database | None:
     )
 
 
-_WATCHDOGS: list = []  # referenced, so no "subprocess still running" warning while we run
+def _spawn_reaper(pgdata: Path) -> None:
+    """Start kata_tools.pg_reaper, which stops the server when this run ends or dies.
 
-
-def _spawn_watchdog(pgdata: Path) -> None:
-    """A tiny process that stops the embedded server if this run dies without cleaning up."""
-    code = (
-        "import os, sys, time\n"
-        "from pathlib import Path\n"
-        "from kata_tools.database import _pid_alive, stop_postgres_in\n"
-        "owner, pgdata = int(sys.argv[1]), Path(sys.argv[2])\n"
-        "while _pid_alive(owner) and pgdata.exists():\n"
-        "    time.sleep(0.5)\n"
-        "if pgdata.exists():\n"
-        "    stop_postgres_in(pgdata)\n"
+    posix_spawn in a new session, with no Popen object: it outlives this process on purpose,
+    survives Ctrl-C sent to the run's process group, and Python never warns about it.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    os.posix_spawn(
+        sys.executable,
+        [sys.executable, "-m", "kata_tools.pg_reaper", str(os.getpid()), str(pgdata)],
+        env,
+        file_actions=devnull,
+        setsid=True,
     )
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root))
-    _WATCHDOGS.append(subprocess.Popen(
-        [sys.executable, "-c", code, str(os.getpid()), str(pgdata)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # survives Ctrl-C sent to the test run's process group
-    ))
 
 
 def _embedded() -> Database:
@@ -270,19 +253,23 @@ def _embedded() -> Database:
     pgdata.chmod(0o755)  # as root, pgserver runs postgres as its own user, which must enter it
     (pgdata / OWNER_FILE).write_text(str(os.getpid()))
     data = pgdata / "data"
-    _spawn_watchdog(pgdata)
+    _spawn_reaper(pgdata)
     server = pgserver.get_server(data, cleanup_mode="stop")
 
+    # A throwaway server: durability buys nothing and costs seconds (CREATE/DROP DATABASE and
+    # shutdown fsync everything) on a busy disk.
+    _execute_all(
+        server.get_uri(),
+        "ALTER SYSTEM SET fsync = off",
+        "ALTER SYSTEM SET synchronous_commit = off",
+        "ALTER SYSTEM SET full_page_writes = off",
+        "SELECT pg_reload_conf()",
+    )
+
     def stop():
-        server.cleanup()
-        stop_postgres_in(pgdata)
-        # The watchdog sees its folder gone and exits within 0.5 s; reap it, or Python warns
-        # at exit that a subprocess is still running.
-        for watchdog in _WATCHDOGS:
-            try:
-                watchdog.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
+        # pgserver would stop the server with a checkpoint at exit; the reaper does it faster.
+        atexit.unregister(server._cleanup)
+        (pgdata / STOP_FILE).touch()  # the reaper stops the server and deletes the folder
 
     return Database(
         kind="embedded",
