@@ -9,9 +9,9 @@ reaches the spec as it was raised, where a real server would answer 500 (one spe
 """
 
 import asyncio
-import gc
 import socket
 import threading
+import traceback
 import warnings
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -122,18 +122,18 @@ class Answer:
                 f"{self.request} returned {str(first.get('input'))[:60]!r}, which FastAPI could "
                 f"not turn into the response model ({first.get('msg')}); a client gets 500"
             )
-        said = f"{self.request} crashed with {type(error).__name__}: {first_line}; a client gets 500"
-        if "'coroutine' object" in first_line:
-            said += " (an AsyncSession method called without await returns only a coroutine)"
-        return said
+        return f"{self.request} crashed with {type(error).__name__}: {first_line}; a client gets 500"
 
 
-def _drop_frames(error: BaseException) -> None:
-    """Let go of the frames of a failed request, so what they hold is freed now, not later."""
+def _release(error: BaseException) -> None:
+    """Let go of what a failed request's exceptions hold: their frames' locals, and the object of
+    an AttributeError (`'coroutine' object has no attribute 'all'` holds that coroutine)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        error.__traceback__ = None
+        traceback.clear_frames(error.__traceback__)
+        if isinstance(error, AttributeError):
+            error.obj = None
         error = error.__cause__ or error.__context__
 
 
@@ -158,9 +158,9 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> An
             )
         except Exception as e:  # the route raised: ASGITransport hands it to us
             answer.error = e
-            _drop_frames(e)
-            del e
-            gc.collect()  # un-awaited coroutines held by those frames warn now, inside this block
+            # A coroutine left un-awaited in those frames warns when freed: free it now, while
+            # warnings are recorded, not in some later spec.
+            _release(e)
         else:
             answer.status = response.status_code
             try:
