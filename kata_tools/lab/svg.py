@@ -54,7 +54,7 @@ def headline(result: ModeResult) -> str:
     parts += [
         f"p50 {seconds(result.latency(50))}",
         f"p95 {seconds(result.latency(95))}",
-        f"at most {result.peak_queries} queries at once",
+        f"at most {result.peak_queries} {'query' if result.peak_queries == 1 else 'queries'} at once",
     ]
     if result.errors:
         parts.append(f"{len(result.errors)} failed")
