@@ -6,6 +6,10 @@ from kata_tools import catalog
 
 from conftest import run_specs, solution_copy_with
 
+# These tests share session fixtures that run every kata in inner pytest processes (minutes on
+# a busy machine); each inner spec still has its own timeout.
+pytestmark = pytest.mark.timeout(1800)
+
 KATA = catalog.Kata("01_event_loop")
 OTHER = catalog.Kata("02_thread_pool")
 

@@ -9,6 +9,10 @@ import pytest
 
 from kata_tools import catalog
 
+# These tests share session fixtures that run every kata in inner pytest processes (minutes on
+# a busy machine); each inner spec still has its own timeout.
+pytestmark = pytest.mark.timeout(1800)
+
 KATAS = catalog.katas()
 MISTAKES = catalog.mistakes()
 
