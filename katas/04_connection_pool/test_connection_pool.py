@@ -126,15 +126,15 @@ class PoolWatch:
             self.connects += 1
 
 
-def peak_of(count, expected: int) -> int:
-    """Poll count() and return the highest value seen.
+def peak_of(count, expected: int, busy) -> int:
+    """Poll count() while busy() and return the highest value seen.
 
     Stops once the count went past `expected`, stayed at `expected` for 0.25 s, stayed below it
-    for 1 s without changing, or after 5 s.
+    for 1 s without changing, when the workers are all done, or after 5 s.
     """
     peak, last, since = 0, None, time.monotonic()
     deadline = since + 5
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and busy():
         n = count()
         peak = max(peak, n)
         now = time.monotonic()
@@ -235,7 +235,8 @@ def thirty_requests_through_the_default_pool(kata, db) -> dict:
     seen = {}
     try:
         threads, _, errors = in_threads(30, lambda: kata.run_query(engine, WAIT_SQL))
-        seen["peak_waiting"] = peak_of(gate.waiting, expected=15)
+        running = lambda: any(t.is_alive() for t in threads)  # noqa: E731
+        seen["peak_waiting"] = peak_of(gate.waiting, 15, busy=running)
         seen["peak_checked_out"] = watch.peak
         gate.open()
         seen["stuck"] = still_running(threads, timeout=3)
@@ -347,10 +348,11 @@ def test_make_engine_without_options_keeps_sqlalchemys_defaults(kata):
         f"make_engine(url) built a {kind}; a server engine pools with QueuePool, the default: "
         f"leave poolclass out (CP2)."
     )
+    notes = " pool_recycle=1800 is the notes' choice, not the default (-1, never)."
     assert got == DEFAULTS, (
-        f"make_engine(url) with no options has {differences(got, DEFAULTS)}. Without options "
-        f"SQLAlchemy's defaults apply; pool_recycle=1800 is the notes' choice, not the default "
-        f"(-1, never) (CP2)."
+        f"make_engine(url) with no options has {differences(got, DEFAULTS)}. Options left out "
+        f"keep SQLAlchemy's defaults: pass on only what the caller gave."
+        f"{notes if got['pool_recycle'] == 1800 else ''} (CP2)"
     )
 
 
@@ -607,7 +609,7 @@ async def test_forty_coroutines_never_run_more_than_fifteen_queries_at_once(kata
         queries = asyncio.gather(
             *(kata.run_query_async(engine, WAIT_SQL) for _ in range(40)), return_exceptions=True
         )
-        peak = await asyncio.to_thread(peak_of, gate.waiting, 15)
+        peak = await asyncio.to_thread(peak_of, gate.waiting, 15, lambda: not queries.done())
         await asyncio.to_thread(gate.open)
         done, _ = await asyncio.wait({queries}, timeout=5)
         if not done:
@@ -637,11 +639,11 @@ async def test_forty_coroutines_never_run_more_than_fifteen_queries_at_once(kata
 @pytest.mark.rule("CP8")
 def test_pool_recycle_replaces_a_connection_older_than_the_limit(kata, db):
     """With pool_recycle, an old connection the server dropped is replaced, never handed out."""
-    engine = sync_engine(kata, db.sync_url, pool_recycle=0.3)
+    engine = sync_engine(kata, db.sync_url, pool_recycle=0.5)
     try:
         first = kata.run_query(engine, PID_SQL)
         soon = kata.run_query(engine, PID_SQL)
-        time.sleep(0.5)  # older than pool_recycle now
+        time.sleep(0.8)  # older than pool_recycle now
         terminate_backend(db, first)  # and the server has dropped it meanwhile
         try:
             later, failure = kata.run_query(engine, PID_SQL), None
@@ -655,11 +657,11 @@ def test_pool_recycle_replaces_a_connection_older_than_the_limit(kata, db):
         f"pool_recycle is reused (CP8)."
     )
     assert failure is None, (
-        f"The pool handed out a 0.5 s old connection that the server had dropped, and the "
-        f"request failed ({type(failure).__name__}): with pool_recycle=0.3 it is replaced at "
+        f"The pool handed out a 0.8 s old connection that the server had dropped, and the "
+        f"request failed ({type(failure).__name__}): with pool_recycle=0.5 it is replaced at "
         f"checkout instead. Pass pool_recycle on to create_engine (CP8)."
     )
     assert later != first, (
-        f"0.5 s later, with pool_recycle=0.3, the request still ran on the old backend {first}: "
+        f"0.8 s later, with pool_recycle=0.5, the request still ran on the old backend {first}: "
         f"the pool replaces a connection older than pool_recycle at its next checkout (CP8)."
     )

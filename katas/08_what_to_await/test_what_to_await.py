@@ -45,7 +45,7 @@ def kata(kata_module):
 
 
 @pytest.fixture
-def db(seeded_db):
+def blog_db(seeded_db):
     """The spec's own database; afterwards, closed connections get a moment to leave the server."""
     yield seeded_db
     deadline = time.monotonic() + 2
@@ -54,9 +54,9 @@ def db(seeded_db):
 
 
 @pytest_asyncio.fixture
-async def sessions(db):
+async def sessions(blog_db):
     """Sessions on the spec's database, with the default expire_on_commit=True on purpose."""
-    engine = create_async_engine(db.async_url)
+    engine = create_async_engine(blog_db.async_url)
     try:
         yield async_sessionmaker(engine)
     finally:
@@ -113,7 +113,8 @@ async def call_learner(kata, function, *args) -> Call:
             call.error = f"{type(e).__name__}: {first_line}"
             call.error_type = type(e)
             call.where = learner_line(kata, e)
-        gc.collect()  # a coroutine never awaited warns when it is collected: collect it here
+        if call.error:
+            gc.collect()  # the error's frames may hold a coroutine never awaited: warn it here
     call.never_awaited = never_awaited_in(caught)
     return call
 
@@ -358,10 +359,10 @@ async def test_comments_of_returns_the_posts_comments_oldest_first(kata, session
 
 
 @pytest.mark.rule("AE5")
-async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata, db):
+async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata, blog_db):
     """POST .../comments answers 201 with the new comment, GET lists it, a missing post is 404."""
     new = "Through the whole async stack."
-    async with serving(kata, db.plain_url) as served:
+    async with serving(kata, blog_db.plain_url) as served:
         client = served.client
         created = await send(client, "POST", "/posts/4/comments", json={"content": new})
         listed = await send(client, "GET", "/posts/4/comments")
@@ -390,11 +391,11 @@ async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata,
 
 
 @pytest.mark.rule("SM1", "EL3")
-async def test_five_slow_queries_from_five_requests_run_at_the_same_time(kata, db):
+async def test_five_slow_queries_from_five_requests_run_at_the_same_time(kata, blog_db):
     """Five requests each waiting 0.3 s on the database overlap: five queries in flight at once."""
     statements = Statements(marker="pg_sleep")
     try:
-        async with serving(kata, db.plain_url) as served:
+        async with serving(kata, blog_db.plain_url) as served:
             async with Heartbeat(interval=0.01) as heart:
                 answers = await asyncio.gather(
                     *(send(served.client, "GET", "/slow", params={"seconds": 0.3}) for _ in "12345")
@@ -419,11 +420,11 @@ async def test_five_slow_queries_from_five_requests_run_at_the_same_time(kata, d
 
 
 @pytest.mark.rule("SM1", "EL4")
-async def test_every_query_of_the_app_goes_through_asyncpg(kata, db):
+async def test_every_query_of_the_app_goes_through_asyncpg(kata, blog_db):
     """Going async switches the driver too: no query goes through psycopg2."""
     statements = Statements()
     try:
-        async with serving(kata, db.plain_url) as served:
+        async with serving(kata, blog_db.plain_url) as served:
             answer = await send(served.client, "GET", "/slow", params={"seconds": 0})
     finally:
         statements.close()
