@@ -20,10 +20,12 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import queue
 import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from kata_tools.pg_reaper import STOP_FILE, pid_alive, stop_postgres_in
 from kata_tools.pytest_plugin import CALL_REPORT
 
 PG_DIR_PREFIX = "kata-pg-"
+PREPARED_AHEAD = 2  # database copies made ahead of the specs that will use them
 OWNER_FILE = "kata-owner.pid"
 
 
@@ -94,6 +97,10 @@ class Database:
     def __post_init__(self):
         self._names = itertools.count(1)
         self._lock = threading.Lock()
+        # Copies of the template made ahead, while the previous spec runs (see create_test_database).
+        self._ready: queue.Queue = queue.Queue(maxsize=PREPARED_AHEAD)
+        self._preparer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # --- URLs ---------------------------------------------------------------------------------
 
@@ -140,9 +147,33 @@ class Database:
             return self._template
 
     def create_test_database(self) -> str:
-        name = f"kata_{os.getpid()}_{next(self._names)}"
-        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template()}"')
-        return name
+        """A new copy of the seeded template, for one spec.
+
+        Copying takes 0.1 s on a quiet machine and up to 0.7 s on a busy one; a background thread
+        keeps PREPARED_AHEAD copies ready, so a spec rarely waits for its own.
+        """
+        self.template()
+        with self._lock:
+            if self._preparer is None:
+                self._preparer = threading.Thread(
+                    target=self._prepare, name="kata-db-preparer", daemon=True
+                )
+                self._preparer.start()
+        made = self._ready.get(timeout=120)
+        if isinstance(made, Exception):
+            raise made
+        return made
+
+    def _prepare(self) -> None:
+        while not self._closing.is_set():
+            name = f"kata_{os.getpid()}_{next(self._names)}"
+            try:
+                self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+            except Exception as e:
+                if not self._closing.is_set():
+                    self._ready.put(e)  # the spec waiting for it reports the error
+                return
+            self._ready.put(name)  # blocks while PREPARED_AHEAD copies are waiting
 
     def connections_to(self, name: str) -> int:
         with self._admin() as conn, conn.cursor() as cur:
@@ -166,7 +197,22 @@ class Database:
             conn.close()
 
     def close(self) -> None:
-        if self._template and self.kind != "embedded":  # an embedded server is deleted whole
+        self._closing.set()
+        unused = []
+        while not self._ready.empty():  # frees the preparer if it waits to put a copy
+            unused.append(self._ready.get_nowait())
+        if self._preparer is not None:
+            self._preparer.join(timeout=10)
+            while not self._ready.empty():
+                unused.append(self._ready.get_nowait())
+        if self.kind != "embedded":  # an embedded server is deleted whole
+            for name in unused:
+                if isinstance(name, str):
+                    try:
+                        self.drop(name)
+                    except Exception:
+                        pass
+        if self._template and self.kind != "embedded":
             try:
                 self.drop(self._template)
             except Exception:
@@ -405,10 +451,18 @@ def seeded_db(database, request) -> SeededDatabase:
     """A database of its own for this spec, with the blog schema and seed data; dropped after."""
     test_db = SeededDatabase(database.create_test_database(), database)
     yield test_db
-    leftover = test_db.open_connections()
-    database.drop(test_db.name)
     report = request.node.stash.get(CALL_REPORT, None)
-    if leftover and report is not None and report.passed:
+    leftover = 0
+    if report is not None and report.passed:
+        # A closed connection's server process leaves pg_stat_activity a moment after the
+        # client closed it: give it 2 s before calling it a leak.
+        deadline = time.monotonic() + 2
+        leftover = test_db.open_connections()
+        while leftover and time.monotonic() < deadline:
+            time.sleep(0.05)
+            leftover = test_db.open_connections()
+    database.drop(test_db.name)
+    if leftover:
         pytest.fail(
             f"The spec passed, but {leftover} connection(s) to its database were still open "
             f"afterwards: dispose engines and close sessions when done (await engine.dispose()).",
