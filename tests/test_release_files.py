@@ -10,7 +10,6 @@ import json
 import re
 import shlex
 import shutil
-from pathlib import Path
 
 import pytest
 import typer
