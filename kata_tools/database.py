@@ -152,6 +152,14 @@ class Database:
         Copying takes 0.1 s on a quiet machine and up to 0.7 s on a busy one; a background thread
         keeps PREPARED_AHEAD copies ready, so a spec rarely waits for its own.
         """
+        self.warm_up()
+        made = self._ready.get(timeout=120)
+        if isinstance(made, Exception):
+            raise made
+        return made
+
+    def warm_up(self) -> None:
+        """Seed the template and start making copies of it ahead of the specs."""
         self.template()
         with self._lock:
             if self._preparer is None:
@@ -159,10 +167,6 @@ class Database:
                     target=self._prepare, name="kata-db-preparer", daemon=True
                 )
                 self._preparer.start()
-        made = self._ready.get(timeout=120)
-        if isinstance(made, Exception):
-            raise made
-        return made
 
     def _prepare(self) -> None:
         while not self._closing.is_set():
@@ -201,7 +205,8 @@ class Database:
         unused = []
         while not self._ready.empty():  # frees the preparer if it waits to put a copy
             unused.append(self._ready.get_nowait())
-        if self._preparer is not None:
+        if self._preparer is not None and self.kind != "embedded":
+            # Its last copy must be dropped too; an embedded server goes whole, so no waiting.
             self._preparer.join(timeout=10)
             while not self._ready.empty():
                 unused.append(self._ready.get_nowait())
@@ -361,13 +366,51 @@ def wants_database(items) -> bool:
     return any(set(DB_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in items)
 
 
+_EARLY = pytest.StashKey[object]()  # a Future: the database starting while collection goes on
+
+
+def _provision_or_reason(warm: bool = False) -> Database | DatabaseUnavailable:
+    try:
+        db = provision()
+    except DatabaseUnavailable as e:
+        return e
+    if warm:
+        try:
+            db.warm_up()
+        except Exception:
+            pass  # the first spec that asks for a database copy meets the error and reports it
+    return db
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    """Start the database in the background as soon as a spec file that uses it is found.
+
+    Starting it takes about a second, importing a database kata's libraries about as long: done
+    at once, the learner waits for the longer of the two instead of both. A wrong guess (the file
+    is collected, its specs deselected) costs a server that stops at the end of the run.
+    """
+    config = parent.config
+    if _EARLY in config.stash or _DB in config.stash or config.option.collectonly:
+        return None
+    if file_path.suffix == ".py" and file_path.name.startswith("test_"):
+        try:
+            uses_database = "seeded_db" in file_path.read_text(errors="ignore")
+        except OSError:
+            uses_database = False
+        if uses_database:
+            from concurrent.futures import ThreadPoolExecutor
+
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kata-db-start")
+            config.stash[_EARLY] = executor.submit(_provision_or_reason, True)
+            executor.shutdown(wait=False)
+    return None
+
+
 def start_for_session(config: pytest.Config) -> Database | DatabaseUnavailable:
     """Start the database once; remember it (or the reason it failed) on the config."""
     if _DB not in config.stash:
-        try:
-            config.stash[_DB] = provision()
-        except DatabaseUnavailable as e:
-            config.stash[_DB] = e
+        early = config.stash.get(_EARLY, None)
+        config.stash[_DB] = early.result() if early is not None else _provision_or_reason()
         if isinstance(config.stash[_DB], Database):
             _install_sigterm_handler()
     return config.stash[_DB]
@@ -402,6 +445,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    early = config.stash.get(_EARLY, None)
+    if early is not None and _DB not in config.stash:
+        config.stash[_DB] = early.result()  # started for specs that were then not run
     stop_for_session(config)
 
 
