@@ -193,12 +193,7 @@ class Database:
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _execute(self, sql: str) -> None:
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
+        _execute_all(self.admin_url, sql)
 
     def close(self) -> None:
         self._closing.set()
