@@ -1,8 +1,9 @@
-"""Where things live: the katas, their learner files, the rule catalog and the mistake catalog.
+"""Where things live: the katas, their declarations, the rule catalog and the mistake catalog.
 
-Everything else (the pytest plugin, the `kata` command, the project's own tests) asks this module,
-so a kata is described in exactly one place: its folder name, its README, `katas/rules.toml`,
-the files that `solutions/NN_name/` mirrors, and `tests/mistakes/NN_name.toml`.
+A kata is declared once, in `katas/NN_name/kata.toml` (title, learner files, rule ids, database,
+points, hints tied to rules). A rule's statement lives once, in `katas/rules.toml`. Everything else
+(the pytest plugin, the `kata` command, grading, the project's own tests, the READMEs' generated
+sections) asks this module.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from kata_tools import i18n
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,11 +37,91 @@ class CatalogError(Exception):
 @dataclass(frozen=True)
 class Rule:
     id: str
-    kata: str
-    title: str
-    text: str
+    title: str | dict
+    text: str | dict
     seed: str
-    note: str = ""  # where the seed notes are wrong or silent
+    note: str | dict = ""  # where the seed notes are wrong or silent
+    beyond_notes: bool = False  # a rule the notes never state (katas 10 and on)
+
+    @property
+    def kata(self) -> str:
+        """The kata that teaches it: the first whose kata.toml lists it."""
+        for kata in katas():
+            if self.id in kata.declaration.rules:
+                return kata.name
+        return ""
+
+    def title_in(self, lang: str | None = None) -> str:
+        return i18n.pick(self.title, lang)
+
+    def text_in(self, lang: str | None = None) -> str:
+        return i18n.pick(self.text, lang)
+
+    def note_in(self, lang: str | None = None) -> str:
+        return i18n.pick(self.note, lang) if self.note else ""
+
+
+@dataclass(frozen=True)
+class Hint:
+    rules: tuple[str, ...]  # the rules it helps with; empty: every rule of the kata
+    text: dict  # language -> text
+
+    def helps_with(self, rule_ids) -> bool:
+        return not self.rules or bool(set(self.rules) & set(rule_ids))
+
+    def text_in(self, lang: str | None = None) -> str:
+        return i18n.pick(self.text, lang)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """katas/NN_name/kata.toml, validated."""
+
+    title: dict
+    files: tuple[str, ...]
+    rules: tuple[str, ...]
+    database: bool
+    points: float
+    hints: tuple[Hint, ...]
+
+
+DECLARATION_KEYS = {"title", "files", "rules", "database", "points", "hint"}
+
+
+@lru_cache(maxsize=None)
+def _declaration(path: Path) -> Declaration:
+    data = _load_toml(path)
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    unknown = set(data) - DECLARATION_KEYS
+    if unknown:
+        raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(DECLARATION_KEYS)}")
+    try:
+        title = data["title"]
+        files = data["files"]
+        rule_ids = data["rules"]
+    except KeyError as e:
+        raise CatalogError(f"{where}: {e.args[0]!r} is required") from None
+    if isinstance(title, str):
+        title = {i18n.DEFAULT: title}
+    if not files or not all(isinstance(f, str) for f in files):
+        raise CatalogError(f"{where}: files must list the learner file(s), e.g. [\"app.py\"]")
+    if not rule_ids or not all(isinstance(r, str) for r in rule_ids):
+        raise CatalogError(f"{where}: rules must list rule ids of katas/rules.toml")
+    hints = []
+    for n, entry in enumerate(data.get("hint", []), 1):
+        entry = dict(entry)
+        helps = tuple(entry.pop("rules", ()))
+        if not entry:
+            raise CatalogError(f"{where}: hint {n} has no text (en = \"...\")")
+        hints.append(Hint(rules=helps, text=entry))
+    return Declaration(
+        title=title,
+        files=tuple(files),
+        rules=tuple(rule_ids),
+        database=bool(data.get("database", False)),
+        points=float(data.get("points", 10)),
+        hints=tuple(hints),
+    )
 
 
 @dataclass(frozen=True)
@@ -50,8 +133,29 @@ class Kata:
         return self.name[:2]
 
     @property
+    def declaration_path(self) -> Path:
+        return self.path / "kata.toml"
+
+    @property
+    def declaration(self) -> Declaration:
+        return _declaration(self.declaration_path)
+
+    @property
     def title(self) -> str:
-        return self.name[3:].replace("_", " ")
+        return i18n.pick(self.declaration.title)
+
+    @property
+    def needs_database(self) -> bool:
+        return self.declaration.database
+
+    @property
+    def points(self) -> float:
+        return self.declaration.points
+
+    def hints(self, rule_ids=None) -> list[Hint]:
+        """The hint ladder; with rule ids, only the steps that help with those rules."""
+        hints = self.declaration.hints
+        return [h for h in hints if rule_ids is None or h.helps_with(rule_ids)]
 
     @property
     def path(self) -> Path:
@@ -67,12 +171,8 @@ class Kata:
 
     @property
     def learner_files(self) -> list[str]:
-        """The files a learner edits: exactly those that solutions/NN_name/ mirrors."""
-        return sorted(
-            p.relative_to(self.solution_path).as_posix()
-            for p in self.solution_path.rglob("*.py")
-            if "__pycache__" not in p.parts
-        )
+        """The files a learner edits, as kata.toml declares them (solutions/NN_name/ mirrors them)."""
+        return sorted(self.declaration.files)
 
     @property
     def spec_files(self) -> list[Path]:
@@ -80,7 +180,9 @@ class Kata:
 
     @property
     def rules(self) -> list[Rule]:
-        return [r for r in rules().values() if r.kata == self.name]
+        """The rules its specs encode, in the order kata.toml lists them."""
+        known = rules()
+        return [known[r] for r in self.declaration.rules if r in known]
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def rules_from_records(kata: catalog.Kata, records: list[dict]) -> dict[str, str
 def show_failure(record: dict) -> None:
     rules = catalog.rules()
     ids = record.get("rules", [])
-    titles = "; ".join(f"{r} {rules[r].title}" for r in ids if r in rules)
+    titles = "; ".join(f"{r} {rules[r].title_in()}" for r in ids if r in rules)
     out.print(Text(f"Rule {titles}", style="bold"))
     doc = record.get("doc")
     if isinstance(doc, list):

@@ -93,7 +93,11 @@ class Config:
     points: dict[str, float] = field(default_factory=dict)
 
     def points_of(self, kata: str) -> float:
-        return float(self.points.get(kata, self.default_points))
+        """grading.toml's [points] override, else the kata's own `points` in its kata.toml."""
+        if kata in self.points:
+            return float(self.points[kata])
+        decl = catalog.KATAS / kata / "kata.toml"
+        return catalog._declaration(decl).points if decl.is_file() else self.default_points
 
 
 def load_config(root: Path) -> Config:
@@ -204,7 +208,7 @@ def score_kata(
         rule_entries.append(
             {
                 "rule": rule.id,
-                "title": rule.title,
+                "title": rule.title_in(),
                 "status": status,
                 "passed": ok,
                 "total": len(mine),
@@ -310,7 +314,7 @@ def grade(
                 config.scoring,
                 k in present,
                 changes,
-                [r for r in rules.values() if r.kata == k],
+                [rules[r] for r in _declared_rules(root, k) if r in rules],
             )
         )
     score = round(sum(e["score"] for e in kata_entries), 2)
@@ -342,6 +346,11 @@ def _rules_of(root: Path) -> dict[str, catalog.Rule]:
     with (root / "katas" / "rules.toml").open("rb") as f:
         data = tomllib.load(f)
     return {rid: catalog.Rule(id=rid, **entry) for rid, entry in data.get("rules", {}).items()}
+
+
+def _declared_rules(root: Path, kata: str) -> tuple[str, ...]:
+    """The rule ids a kata's kata.toml lists (the rules its own specs carry)."""
+    return catalog._declaration(Path(root) / "katas" / kata / "kata.toml").rules
 
 
 # --- reports -----------------------------------------------------------------------------------

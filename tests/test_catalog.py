@@ -21,10 +21,27 @@ def test_every_rule_of_a_kata_has_a_spec(kata, solution_run):
     assert not missing, f"rules of {kata.name} with no spec tagged @pytest.mark.rule: {missing}"
 
 
-def test_every_rule_belongs_to_a_kata_that_exists():
-    names = {k.name for k in KATAS}
-    orphans = {r.id: r.kata for r in catalog.rules().values() if r.kata not in names}
-    assert not orphans, f"katas/rules.toml names katas that do not exist: {orphans}"
+def test_every_rule_is_taught_by_a_kata_and_every_kata_names_known_rules():
+    orphans = [r.id for r in catalog.rules().values() if not r.kata]
+    assert not orphans, f"no katas/NN_name/kata.toml lists these rules of katas/rules.toml: {orphans}"
+    for kata in KATAS:
+        unknown = [r for r in kata.declaration.rules if r not in catalog.rules()]
+        assert not unknown, f"{kata.name}/kata.toml lists unknown rule ids {unknown}"
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_every_hint_helps_with_rules_of_its_kata(kata):
+    assert len(kata.hints()) >= 3, f"{kata.name}/kata.toml: a hint ladder has at least 3 steps"
+    for hint in kata.hints():
+        stray = [r for r in hint.rules if r not in kata.declaration.rules]
+        assert not stray, f"{kata.name}/kata.toml: a hint names rules the kata does not list: {stray}"
+
+
+def test_the_readme_sections_drawn_from_the_declarations_are_current():
+    from kata_tools import readme
+
+    stale = [p.relative_to(catalog.ROOT).as_posix() for p in readme.stale()]
+    assert not stale, f"stale generated README blocks in {stale}: run python -m kata_tools.readme --write"
 
 
 @pytest.mark.parametrize("kata", KATAS)
