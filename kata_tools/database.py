@@ -8,7 +8,7 @@ In this order:
      socket, started on first use and stopped at the end of the run.
 
 Every spec that asks for `seeded_db` gets its own database, copied from a template that holds the
-blog schema and seed data (blog/seed.py), and dropped afterwards: no spec sees another's writes.
+blog schema and seed data (kata_blog/seed.py), and dropped afterwards: no spec sees another's writes.
 Names carry the process id, so two runs on one server never collide.
 
 Nothing here imports SQLAlchemy or a driver until a database spec actually runs, so the katas
@@ -135,7 +135,7 @@ class Database:
                 self._execute(f'CREATE DATABASE "{name}"')
                 from sqlalchemy import create_engine
 
-                from blog import seed
+                from kata_blog import seed
 
                 engine = create_engine(self.url(name, "psycopg2"))
                 try:

@@ -10,7 +10,7 @@ Run `--write` after changing anything it covers (the project's tests fail while 
 - `protected`: the sha256 of every file a learner must not edit, because it could change a grade:
   everything under `katas/` except the learner files and READMEs (the specs, any conftest, helper
   files, `katas/rules.toml`), the root `conftest.py`, `grading.toml`, `kata_tools/` (tooling and
-  plugin), `blog/` (the domain the specs import), the CI templates under `.github/`, and the
+  plugin), `kata_blog/` (the domain the specs import), the CI templates under `.github/`, and the
   `[tool.pytest]` tables of `pyproject.toml` (hashed as parsed data, so the rest of the file, such
   as dependencies, may change).
 - `katas`: per kata, its learner files (those `solutions/NN_name/` mirrors) with their pristine
@@ -19,7 +19,7 @@ Run `--write` after changing anything it covers (the project's tests fail while 
 
 The check reports three kinds of change, by file: `modified` and `deleted` protected files, and
 `added` files that pytest or Python would pick up: any conftest.py, test file, `.py` module,
-`.pth` or pytest/tox/setup config under `katas/`, `kata_tools/` or `blog/` (a module added beside
+`.pth` or pytest/tox/setup config under `katas/`, `kata_tools/` or `kata_blog/` (a module added beside
 the specs can shadow a library the specs import), and at the top level any `.py`, `.pth`,
 `pytest.ini`, `.pytest.ini`, `pytest.toml`, `.pytest.toml`, `tox.ini`, `setup.cfg`, or a package
 `X/__init__.py`. Hashes are taken with CRLF read as LF, so a Windows checkout is not "modified".
@@ -43,7 +43,7 @@ PYTEST_CONFIG = "pyproject.toml [tool.pytest]"
 FORMAT = 1
 
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-PROTECTED_DIRS = ("katas", "kata_tools", "blog")
+PROTECTED_DIRS = ("katas", "kata_tools", "kata_blog")
 PROTECTED_FILES = (
     "conftest.py",
     "grading.toml",

@@ -39,7 +39,7 @@ def make_course(dest: Path, katas=("01_event_loop",)) -> Path:
     for name in katas:
         shutil.copytree(ROOT / "katas" / name, dest / "katas" / name, ignore=ignore)
         shutil.copytree(ROOT / "solutions" / name, dest / "solutions" / name, ignore=ignore)
-    for folder in ("kata_tools", "blog", "tests/mistakes"):
+    for folder in ("kata_tools", "kata_blog", "tests/mistakes"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
     for name in ("conftest.py", "pyproject.toml", "grading.toml"):
         shutil.copy2(ROOT / name, dest / name)

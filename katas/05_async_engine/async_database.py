@@ -11,8 +11,8 @@ import os
 from dotenv import load_dotenv
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from blog.models import Post
-from blog.schemas import PostCreate
+from kata_blog.models import Post
+from kata_blog.schemas import PostCreate
 
 # TODO: let a .env file supply DATABASE_URL when the environment has none (python-dotenv).
 

@@ -22,9 +22,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from blog import seed
-from blog.models import Post
-from blog.schemas import PostCreate, PostListResponse
+from kata_blog import seed
+from kata_blog.models import Post
+from kata_blog.schemas import PostCreate, PostListResponse
 from kata_tools.attempts import attempt
 from kata_tools.loader import import_file, module_name, source_root
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from blog.models import Comment, Post, PostTag
+from kata_blog.models import Comment, Post, PostTag
 
 
 async def get_post_lazy(db: AsyncSession, post_id: int) -> Post:
@@ -35,7 +35,7 @@ async def get_post_with_comments(db: AsyncSession, post_id: int) -> Post:
 async def get_post_detail(db: AsyncSession, post_id: int) -> Post:
     """The post with its comments and its tags: everything PostDetailResponse reads."""
     # TODO: load comments and tags with the query. post.tags reads post.post_tags and then each
-    #       PostTag.tag (see blog/models.py) (LZ2).
+    #       PostTag.tag (see kata_blog/models.py) (LZ2).
     raise NotImplementedError("get_post_detail")
 
 

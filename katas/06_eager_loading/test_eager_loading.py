@@ -16,9 +16,9 @@ import pytest_asyncio
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from blog.models import Comment, Post, PostTag
-from blog.schemas import PostDetailResponse
-from blog.seed import POSTS, comments_of, tags_of
+from kata_blog.models import Comment, Post, PostTag
+from kata_blog.schemas import PostDetailResponse
+from kata_blog.seed import POSTS, comments_of, tags_of
 from kata_tools.attempts import attempt
 
 pytestmark = pytest.mark.asyncio

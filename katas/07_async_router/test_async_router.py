@@ -2,7 +2,7 @@
 routers/async_post_router.py.
 
 Each spec builds a fresh FastAPI app around your `router`, on its own copy of the seeded blog
-database (blog/seed.py), and swaps blog.database.get_async_db for a session on that copy. Requests
+database (kata_blog/seed.py), and swaps kata_blog.database.get_async_db for a session on that copy. Requests
 go through httpx.ASGITransport, inside the spec's own event loop: an exception in your route
 reaches the spec as it was raised, where a real server would answer 500 (one spec runs uvicorn on
 127.0.0.1 to show exactly that). Eager loading is checked by counting SQL statements.
@@ -26,8 +26,8 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import MissingGreenlet, NoResultFound
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from blog import seed
-from blog.database import get_async_db
+from kata_blog import seed
+from kata_blog.database import get_async_db
 
 pytestmark = pytest.mark.asyncio
 

@@ -2,7 +2,7 @@
 Do not edit: edit app.py.
 
 add_comment and comments_of get an AsyncSession from the spec, on the spec's own copy of the
-seeded blog database (blog/seed.py); the spec then reads the database to see what really
+seeded blog database (kata_blog/seed.py); the spec then reads the database to see what really
 happened. create_app is served through httpx.ASGITransport inside the spec's own event loop, and
 the spec records every SQL statement any engine runs (its driver, and whether the event loop was
 running in the thread that sent it), so "it blocked the loop" is counted, not timed.
@@ -27,7 +27,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from blog import seed
+from kata_blog import seed
 from kata_tools.loader import display
 from kata_tools.probes import BlockingSpy, Heartbeat, loop_running_here
 

@@ -12,8 +12,8 @@ from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from blog.models import Post
-from blog.schemas import PostCreate
+from kata_blog.models import Post
+from kata_blog.schemas import PostCreate
 
 # Fills os.environ from a .env file, but never overrides a variable the environment already has.
 load_dotenv()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from blog.models import Comment, Post, PostTag
+from kata_blog.models import Comment, Post, PostTag
 
 
 async def get_post_lazy(db: AsyncSession, post_id: int) -> Post:

@@ -14,8 +14,8 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from blog.models import Comment, Post
-from blog.schemas import CommentResponse
+from kata_blog.models import Comment, Post
+from kata_blog.schemas import CommentResponse
 
 SALT = b"kata-08-salt"
 ITERATIONS = 200_000  # about 0.1 s of CPU per hash (0.2 s on a busy machine)

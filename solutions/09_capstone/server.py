@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from blog.database import async_database_url
+from kata_blog.database import async_database_url
 
 CLIENTS = 60  # requests that arrive at the same moment (given: the specs send this many)
 QUERY = text("SELECT pg_sleep(:seconds)")  # the work of one request (given)

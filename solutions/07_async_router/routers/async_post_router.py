@@ -1,6 +1,6 @@
 """Kata 07 - the async post router. Read README.md in this folder first.
 
-The notes' router (routes under /async/posts), on an AsyncSession from blog.database. Write the
+The notes' router (routes under /async/posts), on an AsyncSession from kata_blog.database. Write the
 TODOs; `pytest katas/07_async_router` tells you, rule by rule, what is still wrong. Only this
 file is yours to edit: the specs are in test_async_router.py.
 """
@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from blog.database import get_async_db
-from blog.models import Post, PostTag
-from blog.schemas import PostCreate, PostDetailResponse, PostListResponse
+from kata_blog.database import get_async_db
+from kata_blog.models import Post, PostTag
+from kata_blog.schemas import PostCreate, PostDetailResponse, PostListResponse
 
 router = APIRouter(prefix="/async/posts", tags=["Async Posts"])
 

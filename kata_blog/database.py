@@ -3,7 +3,7 @@
 Given code: read it, do not edit it. Kata 05 has you write this yourself; from kata 07 on, routers
 depend on `get_async_db` from here:
 
-    from blog.database import get_async_db
+    from kata_blog.database import get_async_db
 
     @router.get("/")
     async def get_posts(db: AsyncSession = Depends(get_async_db)): ...

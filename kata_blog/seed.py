@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
-from blog.models import Base, Comment, Post, PostTag, Tag
+from kata_blog.models import Base, Comment, Post, PostTag, Tag
 
 TAGS = {1: "python", 2: "async", 3: "database", 4: "fastapi"}
 
