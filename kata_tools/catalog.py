@@ -239,16 +239,27 @@ def katas() -> list[Kata]:
     )
 
 
+def match_kata_name(key: str, names) -> str | None:
+    """The one place a key becomes a kata: the name among `names` that the key means, or None.
+
+    A key is a number ("1", "01"), a folder name ("01_event_loop"), the name without its number
+    ("event_loop"), or a path ending in one of those ("katas/01_event_loop/").
+    """
+    key = str(key).strip().rstrip("/\\").replace("\\", "/").split("/")[-1]
+    for name in names:
+        if key in (name, name[:2], name[3:]) or (key.isdigit() and int(key) == int(name[:2])):
+            return name
+    return None
+
+
 def find_kata(key: str) -> Kata:
     """Find a kata by number ("1", "01") or name ("01_event_loop", "event_loop")."""
-    key = key.strip().rstrip("/").split("/")[-1]
-    for kata in katas():
-        if key in (kata.name, kata.number, kata.name[3:]) or (
-            key.isdigit() and int(key) == int(kata.number)
-        ):
-            return kata
-    known = ", ".join(k.name for k in katas())
-    raise CatalogError(f"no kata {key!r}; the katas are: {known}")
+    known = [k.name for k in katas()]
+    name = match_kata_name(key, known)
+    if name is not None:
+        return Kata(name)
+    key = str(key).strip().rstrip("/").split("/")[-1]
+    raise CatalogError(f"no kata {key!r}; the katas are: {', '.join(known)}")
 
 
 def kata_of(path: Path) -> Kata | None:

@@ -105,7 +105,7 @@ def course(tmp_path) -> Path:
 def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_second(course):
     pristine = kata(course, "list")
     assert pristine.returncode == 0, pristine.stderr
-    assert re.search(r"01\s+event loop\s+· not started", pristine.stdout), pristine.stdout
+    assert re.search(r"01\s+The event loop\s+· not started", pristine.stdout), pristine.stdout
     assert "0 of 1 solved" in pristine.stdout and "0 of 3 met" in pristine.stdout
 
     solve(course, "01_event_loop")
@@ -123,7 +123,7 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
     assert re.search(
-        r"01\s+event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
+        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
     ), listed.stdout
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
@@ -137,7 +137,7 @@ def test_list_shows_failing_partly_run_and_edited_since(course):
         capture_output=True,
     )
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
+    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
 
     solve(course, "01_event_loop")
     subprocess.run(
@@ -147,7 +147,7 @@ def test_list_shows_failing_partly_run_and_edited_since(course):
         capture_output=True,
     )
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+event loop\s+◐ partly run\s+1/1", listed), listed
+    assert re.search(r"01\s+The event loop\s+◐ partly run\s+1/1", listed), listed
 
     learner = course / "katas/01_event_loop/event_loop.py"
     os.utime(learner, (time.time() + 5, time.time() + 5))
@@ -197,7 +197,7 @@ def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
     assert unknown.returncode == 2 and unknown.stderr.strip().count("\n") == 0, unknown.stderr
     assert "no kata '42'" in unknown.stderr and "01" in unknown.stderr
 
-    usage = kata(course, "hint")
+    usage = kata(course, "reset")
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
 
     (course / ".kata").mkdir()
@@ -233,7 +233,7 @@ def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
 def test_next_shows_the_task_and_the_current_failures(course):
     proc = kata(course, "next")
     assert proc.returncode == 0, proc.stderr
-    assert "Kata 01 · event loop" in proc.stdout
+    assert "Kata 01 · The event loop" in proc.stdout
     assert "serve_concurrently(handler, request_ids)" in proc.stdout  # the task, from the README
     assert "Rule EL1" in proc.stdout and "Not written yet" in proc.stdout  # the first failure
     # It ran the specs, so the results are there for `kata list` now.
