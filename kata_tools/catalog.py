@@ -26,6 +26,7 @@ KATAS = ROOT / "katas"
 SOLUTIONS = ROOT / "solutions"
 RULES_FILE = KATAS / "rules.toml"
 MISTAKES = ROOT / "tests" / "mistakes"
+VARIANTS = ROOT / "tests" / "variants"
 
 KATA_DIR = re.compile(r"^(\d\d)_[a-z0-9_]+$")
 
@@ -283,4 +284,45 @@ def mistakes(kata: str | None = None) -> list[Mistake]:
                 out.append(Mistake(kata=path.stem, **entry))
             except TypeError as e:
                 raise CatalogError(f"{path.relative_to(ROOT)}: {e}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A learner's solution written independently of the reference, as full learner files in
+    tests/variants/NN_name/<id>/, with the verdict the specs must give it."""
+
+    kata: str
+    id: str
+    expect: str  # "fail": a spec tagged `rule` rejects it; "pass": every spec passes
+    why: str
+    rule: str = ""  # only for expect = "fail"
+
+    @property
+    def path(self) -> Path:
+        return VARIANTS / self.kata / self.id
+
+
+VARIANT_KEYS = {"id", "expect", "rule", "why"}
+
+
+def variants(kata: str | None = None) -> list[Variant]:
+    """The variants of tests/variants/NN_name/variants.toml (of one kata, or all)."""
+    files = [VARIANTS / kata / "variants.toml"] if kata else sorted(VARIANTS.glob("*/variants.toml"))
+    out = []
+    for path in files:
+        if not path.exists():
+            continue
+        for entry in _load_toml(path).get("variant", []):
+            where = f"{path.relative_to(ROOT)}, variant {entry.get('id', '?')!r}"
+            unknown = set(entry) - VARIANT_KEYS
+            if unknown:
+                raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}")
+            if entry.get("expect") not in ("fail", "pass"):
+                raise CatalogError(f"{where}: expect must be \"fail\" or \"pass\"")
+            if entry["expect"] == "fail" and not entry.get("rule"):
+                raise CatalogError(f"{where}: expect = \"fail\" needs the rule a spec must reject")
+            if "id" not in entry or "why" not in entry:
+                raise CatalogError(f"{where}: id and why are required")
+            out.append(Variant(kata=path.parent.name, **entry))
     return out

@@ -36,12 +36,13 @@ Statuses of rules and katas from the records: kata_tools.results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,3 +211,38 @@ def _stop(proc: subprocess.Popen) -> bytes:
         proc.kill()
         raw, _ = proc.communicate()
     return raw or b""
+
+
+@contextlib.contextmanager
+def shared_database(warn=None) -> Iterator[dict[str, str]]:
+    """One database server for many inner runs (a `kata watch` session, `kata dev check`).
+
+    Yields the env that hands it to each run (`run(..., env=...)`): KATA_DATABASE_URL and what
+    else the database code needs; each run's specs still get fresh copies, but no run starts a
+    server. Uses kata_tools.postgres.warm_server() (the db branch) when present, else
+    kata_tools.database.provision(). Yields {} (each run then starts or explains its own) with
+    one line to `warn` when no database can start.
+    """
+    try:
+        from kata_tools import postgres  # type: ignore[attr-defined]
+    except ImportError:
+        postgres = None
+    try:
+        if postgres is not None:
+            manager = postgres.warm_server()
+            db = manager.__enter__()
+            env, close = dict(db.env), lambda: manager.__exit__(None, None, None)
+        else:
+            from kata_tools import database
+
+            db = database.provision()
+            env, close = {"KATA_DATABASE_URL": db.admin_url}, db.close
+    except Exception as e:  # DatabaseUnavailable, a server that would not start
+        if warn is not None:
+            warn(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        yield {}
+        return
+    try:
+        yield env
+    finally:
+        close()

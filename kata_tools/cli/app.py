@@ -8,6 +8,8 @@
     kata reset NN        put the kata's learner files back as they were given
     kata lang [ko|en]    show or remember the language (also: --lang, KATA_LANG, the locale)
     kata grade           score every kata (instructors, CI); see kata_tools/grading.py
+    kata release DIR     the student release for GitHub Classroom (no solutions/)
+    kata class-report    a class's grade reports as one HTML page
     kata lab             measure the notes' timelines
     kata dev ...         for contributors: new, check, sync (see CONTRIBUTING.md)
 
@@ -91,6 +93,8 @@ app.command(
         "help_option_names": [],  # `kata lab --help` is the lab's own help
     },
 )(grade.lab)
+app.command("release", context_settings=grade.PASS_THROUGH)(grade.release)
+app.command("class-report", context_settings=grade.PASS_THROUGH)(grade.class_report)
 app.add_typer(dev.app, name="dev")
 
 

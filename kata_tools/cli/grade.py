@@ -112,3 +112,24 @@ def lab(ctx: typer.Context) -> None:
     from kata_tools.lab import main as lab_main  # imports uvicorn and friends: only when asked
 
     raise typer.Exit(lab_main(list(ctx.args), prog="kata lab"))
+
+
+PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],  # the command's own --help
+}
+
+
+def release(ctx: typer.Context) -> None:
+    """Write the student release (no solutions/) for GitHub Classroom (`kata release --help`)."""
+    from kata_tools import release as release_module  # the grading engineer's module
+
+    raise typer.Exit(release_module.main(list(ctx.args), prog="kata release"))
+
+
+def class_report(ctx: typer.Context) -> None:
+    """Turn a class's report.json files into one HTML page (`kata class-report --help`)."""
+    from kata_tools import class_report as class_report_module  # the grading engineer's module
+
+    raise typer.Exit(class_report_module.main(list(ctx.args), prog="kata class-report"))

@@ -8,13 +8,13 @@ get fresh copies, but no run pays for starting a server.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from kata_tools import catalog
+from kata_tools import catalog, runner
 from kata_tools.cli import course
 from kata_tools.cli.ui import all_solved, line, out, say, show_run, warn
 
@@ -60,35 +60,9 @@ def watch_loop(
             return 1
 
 
-@contextlib.contextmanager
-def warm_database() -> Iterator[dict[str, str]]:
-    """A database kept for the whole watch session; yields the env that hands it to each run.
-
-    SEAM for the db engineer's API (branch `db`): when kata_tools.database offers
-    `warm_database()` (a context manager yielding env such as {"KATA_DATABASE_URL": ...}), it is
-    used; until then the server is provisioned here with database.provision(). Nothing warm
-    ({}), with one warning, when no database can start: each run then says why itself.
-    """
-    try:
-        from kata_tools import database
-    except Exception:  # a broken install: each run reports it
-        yield {}
-        return
-    provided = getattr(database, "warm_database", None)
-    if provided is not None:
-        with provided() as env:
-            yield dict(env)
-        return
-    try:
-        db = database.provision()
-    except Exception as e:  # DatabaseUnavailable, or a server that would not start
-        warn(say("watch-no-warm-db", why=str(e).splitlines()[0] if str(e) else type(e).__name__))
-        yield {}
-        return
-    try:
-        yield {"KATA_DATABASE_URL": db.admin_url}
-    finally:
-        db.close()
+def warm_database():
+    """The database kept warm for a watch session (runner.shared_database), or {} with a warning."""
+    return runner.shared_database(warn=lambda why: warn(say("watch-no-warm-db", why=why)))
 
 
 class Session:
