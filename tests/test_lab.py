@@ -325,3 +325,10 @@ def test_auto_picks_the_fastest_loop_and_parser_installed(monkeypatch):
     assert options.resolve_engine("auto", "auto") == ("asyncio", "h11")
     with pytest.raises(options.UsageError, match="uvloop is not installed"):
         options.resolve_engine("uvloop", "h11")
+
+
+def test_the_readme_pictures_exist_and_match_the_recorded_lab_run():
+    from kata_tools.lab import pictures
+
+    stale = [p.relative_to(ROOT).as_posix() for p in pictures.stale()]
+    assert not stale, f"missing or stale pictures {stale}: run python -m kata_tools.lab.pictures"

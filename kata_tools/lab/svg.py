@@ -99,6 +99,14 @@ def _panel(result: ModeResult, top: float, t_max: float) -> tuple[list[str], flo
                 f'y2="{plot_top + plot_h:.1f}" stroke="#dee2e6" stroke-width="0.7"/>'
             )
             k += 1
+    # This server's own cost, after the rule's figure: the part of the total no rule predicts
+    # (drawn first, behind the lanes).
+    xe = x(result.expected)
+    out.append(
+        f'<rect class="server-cost" x="{x(result.predicted):.1f}" y="{plot_top:.1f}" '
+        f'width="{max(xe - x(result.predicted), 0):.1f}" height="{plot_h:.1f}" '
+        f'fill="{SERVER_COLOR}" fill-opacity="0.35"/>'
+    )
     for row, lane in enumerate(lane_order(result.lanes)):
         y = plot_top + row * lane_h
         out.append(f'<g class="lane" data-request="{lane.i}">')
@@ -114,13 +122,6 @@ def _panel(result: ModeResult, top: float, t_max: float) -> tuple[list[str], flo
                 f'height="{max(lane_h, 1):.2f}" fill="#000"><title>{escape(lane.error)}</title></rect>'
             )
         out.append("</g>")
-    # This server's own cost, after the rule's figure: the part of the total no rule predicts.
-    xe = x(result.expected)
-    out.append(
-        f'<rect class="server-cost" x="{x(result.predicted):.1f}" y="{plot_top:.1f}" '
-        f'width="{max(xe - x(result.predicted), 0):.1f}" height="{plot_h:.1f}" '
-        f'fill="{SERVER_COLOR}" fill-opacity="0.35"/>'
-    )
     # The total the rules predict.
     xp = x(result.predicted)
     out.append(
