@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kata_tools import catalog, progress
+from kata_tools import catalog, progress, results
 
 app = typer.Typer(
     add_completion=False,
@@ -147,39 +147,19 @@ def run_kata(kata: catalog.Kata) -> tuple[list[dict], str]:
 
     The pytest plugin merges the results into .kata/results.json, as for any run of katas/.
     """
-    import json
+    from kata_tools import i18n, runner
 
-    with tempfile.TemporaryDirectory(prefix="kata-") as tmp:
-        report = Path(tmp) / "specs.json"
-        env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                f"katas/{kata.name}",
-                "-q",
-                "--kata-report",
-                str(report),
-            ],
-            cwd=catalog.ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-        records = []
-        if report.exists():
-            try:
-                records = json.loads(report.read_text())["specs"]
-            except (ValueError, KeyError):
-                records = []
-    return records, proc.stdout
+    run = runner.run(
+        runner.targets([kata]),
+        progress=True,
+        lang=i18n.current(),
+        pycache=catalog.ROOT / progress.STATE_DIR / "pycache",
+    )
+    return run.records, run.output
 
 
 def first_failure(records: list[dict]) -> dict | None:
-    return next((r for r in records if r.get("outcome") in ("failed", "error")), None)
+    return results.first_failure(records)
 
 
 def rule_line(kata: catalog.Kata, rules: dict[str, str]) -> Text:
@@ -191,16 +171,7 @@ def rule_line(kata: catalog.Kata, rules: dict[str, str]) -> Text:
 
 
 def rules_from_records(kata: catalog.Kata, records: list[dict]) -> dict[str, str]:
-    out = {}
-    for rule in kata.rules:
-        mine = [r for r in records if rule.id in r.get("rules", [])]
-        if any(r["outcome"] in ("failed", "error") for r in mine):
-            out[rule.id] = "failing"
-        elif mine and all(r["outcome"] == "passed" for r in mine):
-            out[rule.id] = "passed"
-        else:
-            out[rule.id] = "not run"
-    return out
+    return results.summarize(records, [r.id for r in kata.rules]).rules
 
 
 def show_failure(record: dict) -> None:
@@ -208,9 +179,7 @@ def show_failure(record: dict) -> None:
     ids = record.get("rules", [])
     titles = "; ".join(f"{r} {rules[r].title_in()}" for r in ids if r in rules)
     out.print(Text(f"Rule {titles}", style="bold"))
-    doc = record.get("doc")
-    if isinstance(doc, list):
-        doc = doc[0] if doc else ""
+    doc = results.doc_of(record)
     if doc:
         out.print(Text(f"Spec: {doc}", style="italic"))
     out.print(Text(record.get("message") or "(no message)"))
