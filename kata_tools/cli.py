@@ -5,7 +5,9 @@
     kata watch [NN]      re-run a kata's specs on every save; moves on when it is solved
     kata hint NN         the next hint of the kata's ladder
     kata reset NN        put the kata's learner files back as they were given
-    kata grade           score every kata (instructors, CI); see kata_tools/grading.py
+    kata grade           score every kata (instructors, CI); see kata_tools/grading/
+    kata release DIR     the student release for GitHub Classroom (no solutions/)
+    kata class-report    a class's grade reports as one HTML page
 
 Exit codes: 0 ok, 1 specs failing or a grade below the maximum, 2 a usage error.
 """
@@ -641,7 +643,7 @@ def grade(
         help="the manifest digest of your pristine course: any other scores 0",
     ),
 ) -> None:
-    """Run every kata in one pytest process and score it (exit 1 below full marks)."""
+    """Grade each kata in its own bounded pytest process (exit 1 below full marks)."""
     from kata_tools import grading
 
     try:
@@ -711,6 +713,29 @@ def grade(
 
 
 # --- entry point -------------------------------------------------------------------------------
+
+
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],  # the command's own --help
+}
+
+
+@app.command("release", context_settings=_PASS_THROUGH)
+def release(ctx: typer.Context) -> None:
+    """Write the student release (no solutions/) for GitHub Classroom (`kata release --help`)."""
+    from kata_tools import release as release_module
+
+    raise typer.Exit(release_module.main(list(ctx.args), prog="kata release"))
+
+
+@app.command("class-report", context_settings=_PASS_THROUGH)
+def class_report(ctx: typer.Context) -> None:
+    """Turn a class's report.json files into one HTML page (`kata class-report --help`)."""
+    from kata_tools import class_report as class_report_module
+
+    raise typer.Exit(class_report_module.main(list(ctx.args), prog="kata class-report"))
 
 
 @app.command(

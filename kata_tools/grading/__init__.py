@@ -57,7 +57,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kata_tools import catalog, i18n, manifest
+from kata_tools import catalog, i18n, manifest, results
 from kata_tools.grading import reports, review, sandbox, verdict
 from kata_tools.grading.config import (
     CONFIG_FILE,
@@ -104,12 +104,14 @@ def _declaration(root: Path, kata: str) -> catalog.Declaration:
 
 
 def rule_entries(rules: list[catalog.Rule], tests: list[dict]) -> list[dict]:
-    """Each rule the kata declares, with the specs of THIS kata that carry it."""
+    """Each rule the kata declares, with the specs of THIS kata that carry it (results.rule_status)."""
+    records = [{"outcome": t["status"], "rules": t["rules"]} for t in tests if t["status"] != "not run"]
+    complete = all(t["status"] != "not run" for t in tests)
     out = []
     for rule in rules:
         mine = [t for t in tests if rule.id in t["rules"]]
         ok = sum(t["status"] == "passed" for t in mine)
-        status = "not run" if not mine else "passed" if ok == len(mine) else "failing"
+        status = results.rule_status(records, rule.id, complete) if mine else results.NOT_RUN
         out.append(
             {"rule": rule.id, "title": rule.title_in(), "status": status, "passed": ok, "total": len(mine)}
         )

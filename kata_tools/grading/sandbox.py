@@ -9,8 +9,11 @@
 - `run_kata` runs pytest on that one kata folder in its own process group with a time limit:
   plugin autoload off (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1) and the plugins the specs need loaded
   by name, `--import-mode=importlib` (no kata folder on sys.path), Python's -E (no PYTHON*
-  variables) and -s (no user site), bytecode only in a private folder. Results come from a pipe
-  (kata_tools/grading/probe.py) and from pytest's own JUnit file; console output is capped.
+  variables) and -s (no user site), bytecode only in a private folder. The command and the
+  environment are kata_tools/runner.py's (the one inner pytest run), hardened here; the process
+  handling differs: its own process group killed as a whole, output read with a cap, and the
+  results from a pipe
+  (kata_tools/grading/probe.py) and pytest's own JUnit file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kata_tools import runner
 
 TREE_DIRS = ("katas", "kata_tools", "kata_blog")
 TREE_FILES = ("conftest.py", "pyproject.toml", "grading.toml")
@@ -196,10 +201,15 @@ def _parse_messages(raw: bytes) -> list[dict]:
 
 
 def child_env(private: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV and not k.startswith("PYTHON")}
+    """runner.inner_env (no progress written) without PYTHON*/pytest/CI variables, autoload off."""
+    env = {
+        k: v
+        for k, v in runner.inner_env(progress=False).items()
+        if k not in CLEAN_ENV and not k.startswith("PYTHON")
+    }
     env.update(
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-        KATA_NO_PROGRESS="1",
+        PYTHONIOENCODING="utf-8",  # read only by the kata's own subprocesses: -E ignores it here
         HOME=os.environ.get("HOME", str(private)),
         TMPDIR=str(private / "tmp"),
     )
@@ -207,10 +217,12 @@ def child_env(private: Path) -> dict:
 
 
 def command(kata: str, tree: Path, junit: Path, pycache: Path) -> list[str]:
-    cmd = [sys.executable, "-E", "-s", "-B", "-X", f"pycache_prefix={pycache}", "-m", "pytest"]
-    cmd += [f"katas/{kata}", "-q", "--import-mode=importlib", "--rootdir", str(tree)]
-    cmd += ["-c", str(tree / "pyproject.toml"), "--junitxml", str(junit)]
-    cmd += ["-o", f"junit_suite_name={kata}", "-o", "junit_logging=no", "-p", "no:cacheprovider"]
+    """runner.command's pytest run of one kata, hardened (see the module docstring)."""
+    base = runner.command(runner.targets([kata]), pycache.parent / "kata-report.json")
+    assert base[:3] == [sys.executable, "-m", "pytest"]
+    cmd = [sys.executable, "-E", "-s", "-B", "-X", f"pycache_prefix={pycache}", *base[1:]]
+    cmd += ["--import-mode=importlib", "--rootdir", str(tree), "-c", str(tree / "pyproject.toml")]
+    cmd += ["--junitxml", str(junit), "-o", f"junit_suite_name={kata}", "-o", "junit_logging=no"]
     for plugin in PLUGINS:
         cmd += ["-p", plugin]
     return cmd
