@@ -50,10 +50,12 @@ def release(dest: Path, root: Path | None = None, course_repo: str | None = None
         pristine = manifest.load(root)
     except manifest.ManifestError as e:
         raise ReleaseError(str(e)) from None
-    stale = manifest.stale(root)
+    # Specs and tooling must be what the manifest says; the learner files come from it anyway.
+    fresh = manifest.build(root)["protected"]
+    stale = sorted(k for k in set(fresh) | set(pristine["protected"]) if fresh.get(k) != pristine["protected"].get(k))
     if stale:
         raise ReleaseError(
-            f"{manifest.MANIFEST_FILE} does not match this tree ({stale[0]}); "
+            f"{manifest.MANIFEST_FILE} does not match this tree ({stale[0]} changed); "
             f"run `{manifest.WRITE_COMMAND}` first"
         )
     dest.mkdir(parents=True, exist_ok=True)
