@@ -31,7 +31,7 @@ STATUS_CLASS = {
     "timed out": "bad",
     "not run": "none",
 }
-STATUS_MARK = {"solved": "✓", "failing": "✗", "tampered": "!", "missing": "–", "timed out": "⏱", "not run": "·"}
+STATUS_MARK = {"solved": "✓", "failing": "✗", "tampered": "!", "missing": "–", "timed out": "◷", "not run": "·"}
 
 CSS = """
 :root{--ok:#1a7f37;--okbg:#dafbe1;--bad:#b42318;--badbg:#fee4e2;--none:#667085;--nonebg:#f2f4f7;
@@ -49,8 +49,8 @@ z-index:1;border-right:1px solid var(--line)}
 td.ok{background:var(--okbg);color:var(--ok)}td.bad{background:var(--badbg);color:var(--bad)}
 td.none{background:var(--nonebg);color:var(--none)}
 a{color:#175cd3}
-.rules{width:100%}.rules td{white-space:normal;text-align:left;vertical-align:top}
-.rules td.n{text-align:right;white-space:nowrap}
+.rule{border:1px solid var(--line);border-radius:8px;padding:8px 10px;margin:6px 0}
+.rule .n{color:#475467;font-size:.88rem;margin:2px 0}
 .bar{display:inline-block;height:.6rem;background:var(--bad);border-radius:3px;vertical-align:middle}
 .msg{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82rem;word-break:break-word}
 section.student{border-top:1px solid var(--line);padding:.4rem 0}
@@ -101,26 +101,34 @@ def _first_line(message: str) -> str:
 
 
 def rule_mastery(students: list[tuple[str, dict]]) -> list[dict]:
-    """Per rule: how many students have not met it, and the most common failure message."""
+    """Per rule: how many students have not met it yet (in any kata whose specs carry it), and
+    the most common failure message among them (numbers folded: "12 ticks" ~ "9 ticks")."""
     rules: dict[str, dict] = {}
     for _, report in students:
-        for k in report["katas"]:
+        seen: dict[str, bool] = {}  # rule -> met in every kata of this student that carries it
+        first_message: dict[str, str] = {}
+        for k in sorted(report["katas"], key=lambda k: k["kata"]):
             for r in k.get("rules", []):
-                entry = rules.setdefault(
-                    r["rule"], {"rule": r["rule"], "title": r.get("title", ""), "kata": k["kata"],
-                                "unmet": 0, "students": 0, "messages": Counter(), "example": {}}
-                )
-                entry["students"] += 1
-                if r.get("status") != "passed":
-                    entry["unmet"] += 1
+                rule = r["rule"]
+                rules.setdefault(rule, {"rule": rule, "title": r.get("title", ""), "kata": k["kata"],
+                                        "unmet": 0, "students": 0, "messages": Counter(), "example": {}})
+                met = r.get("status") == "passed"
+                seen[rule] = seen.get(rule, True) and met
+                if not met and rule not in first_message:
                     for t in k.get("tests", []):
-                        if r["rule"] in t.get("rules", []) and t.get("status") in ("failed", "error"):
-                            line = _first_line(t.get("message", ""))
-                            if line:
-                                shape = re.sub(r"\d+(\.\d+)?", "#", line)  # 12 ticks ~ 9 ticks
-                                entry["messages"][shape] += 1
-                                entry["example"].setdefault(shape, line)
+                        if rule in t.get("rules", []) and t.get("status") in ("failed", "error"):
+                            first_message[rule] = _first_line(t.get("message", ""))
                             break
+        for rule, met in seen.items():
+            entry = rules[rule]
+            entry["students"] += 1
+            if not met:
+                entry["unmet"] += 1
+                line = first_message.get(rule, "")
+                if line:
+                    shape = re.sub(r"\d+(\.\d+)?", "#", line)
+                    entry["messages"][shape] += 1
+                    entry["example"].setdefault(shape, line)
     out = []
     for entry in rules.values():
         common = entry["messages"].most_common(1)
@@ -178,19 +186,21 @@ def render(students: list[tuple[str, dict]], problems: list[str] | None = None, 
 
     mastery = rule_mastery(students)
     head = t("class-rule-header").split("|")
-    out += [f"<h2>{_e(t('class-rules'))}</h2>", '<div class="scroll"><table class="rules"><thead><tr>']
-    out.append(f"<th>{_e(head[0])}</th><th>{_e(head[1])}</th><th>{_e(head[2])}</th></tr></thead><tbody>")
+    out += [f"<h2>{_e(t('class-rules'))}</h2>", '<div class="rules">']
     for m in mastery:
-        width = int(60 * m["unmet"] / max(1, m["students"]))
+        width = int(80 * m["unmet"] / max(1, m["students"]))
         out.append(
-            f'<tr><td><b>{_e(m["rule"])}</b> <span class="hide-s">{_e(m["title"], 120)}</span><br>'
-            f'<small>{_e(m["kata"])}</small></td>'
-            f'<td class="n">{m["unmet"]} / {m["students"]} <span class="bar" style="width:{width}px"></span></td>'
-            f'<td class="msg">{_e(m["message"])}'
-            + (f' <small>(×{m["message_count"]})</small>' if m["message_count"] else "")
-            + "</td></tr>"
+            f'<div class="rule"><div><b>{_e(m["rule"])}</b> {_e(m["title"], 120)} '
+            f'<small>({_e(m["kata"])})</small></div>'
+            f'<div class="n">{_e(head[1])}: {m["unmet"]} / {m["students"]} '
+            f'<span class="bar" style="width:{width}px"></span></div>'
         )
-    out.append("</tbody></table></div>")
+        if m["message"]:
+            out.append(
+                f'<div class="msg" title="{_e(head[2])}">{_e(m["message"])} <small>(×{m["message_count"]})</small></div>'
+            )
+        out.append("</div>")
+    out.append("</div>")
 
     out.append(f"<h2>{_e(t('class-details'))}</h2>")
     for n, (name, report) in enumerate(students):
