@@ -7,6 +7,7 @@ and Markdown with a lone surrogate; the rest on synthetic reports (fast).
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -153,3 +154,52 @@ def test_report_json_is_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         reports.atomic_write(target, "new\n")
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_grading_catalog_has_both_languages_and_every_key_it_is_asked_for():
+    from kata_tools import i18n
+
+    messages = i18n.tool("grading")
+    assert messages.problems() == []
+    used = set()
+    for path in [*(catalog.ROOT / "kata_tools/grading").glob("*.py"), catalog.ROOT / "kata_tools/release.py",
+                 catalog.ROOT / "kata_tools/class_report.py", catalog.ROOT / "kata_tools/pytest_plugin.py"]:
+        text = path.read_text()
+        used |= set(re.findall(r'''(?:(?<![\w.])(?:_msg|T|t)|tool\("grading"\))\(\s*"([a-z][a-z-]+)"''', text))
+        used |= set(re.findall(r'''T\.text\("([a-z-]+)"''', text))
+    from kata_tools.grading import verdict
+
+    used |= set(re.findall(r'verdict\(\w+, "[^"]+", "([a-z-]+)"\)', (catalog.ROOT / "kata_tools/grading/verdict.py").read_text()))
+    assert used and used <= set(messages.entries), sorted(used - set(messages.entries))
+    assert {"timed-out", "results-disagree", "ended-early", "no-session-end", "release-no-solutions"} <= used
+
+
+def test_grading_manifest_and_release_import_no_circle():
+    import ast
+
+    modules = {}
+    base = catalog.ROOT / "kata_tools"
+    for path in [*base.glob("*.py"), *base.glob("grading/*.py")]:
+        name = "kata_tools." + ".".join(path.relative_to(base).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kata_tools"):
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("kata_tools")}
+        modules[name] = deps
+    graph = {m: {d for d in deps if d in modules and d != m} for m, deps in modules.items()}
+    mine = [m for m in graph if m.startswith(("kata_tools.grading", "kata_tools.manifest", "kata_tools.release",
+                                               "kata_tools.class_report"))]
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph[start])
+
+    circles = [m for m in mine if reaches(m, m)]
+    assert circles == [], circles
+    assert "kata_tools.grading" not in graph["kata_tools.manifest"]
+    sizes = {m: len((base / (m.removeprefix("kata_tools.").replace(".", "/") + ".py")).read_text().splitlines())
+             for m in mine if m != "kata_tools.grading"}
+    assert max(sizes.values()) <= 400, sizes

@@ -150,3 +150,22 @@ def write(root: Path, dest: Path, digest: str, course_repo: str | None = None, c
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(workflow(root, digest, course_repo, course_ref), encoding="utf-8")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kata_tools.grading.classroom [--course-repo R] [--course-ref REF]`: print it."""
+    import argparse
+
+    from kata_tools import manifest
+
+    parser = argparse.ArgumentParser(prog="python -m kata_tools.grading.classroom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course-repo", default=None)
+    parser.add_argument("--course-ref", default="main")
+    args = parser.parse_args(argv)
+    digest = manifest.digest(manifest.build(catalog.ROOT))
+    print(workflow(catalog.ROOT, digest, args.course_repo, args.course_ref), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
