@@ -57,6 +57,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = {}
     config.stash[_MODULES] = {}
+    if use_solutions(config) and not (catalog.ROOT / "solutions").is_dir():
+        from kata_tools import i18n  # a student release (`kata release`) ships no solutions/
+
+        raise pytest.UsageError(i18n.tool("grading")("release-no-solutions"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
