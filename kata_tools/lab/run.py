@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None, prog: str = "kata lab") -> int:
 def _run(args, sock: socket.socket, prog: str) -> int:
     from rich.console import Console
 
-    from kata_tools import database
+    from kata_tools import postgres as database
 
     err, out = Console(stderr=True), Console()
 
