@@ -25,10 +25,10 @@ from kata_tools.loader import (
     source_root,
     use_solutions,
 )
+from kata_tools.spec_report import CALL_REPORT  # the contract with the database plugin
 
 _RESULTS = pytest.StashKey[dict]()
 _MODULES = pytest.StashKey[dict]()
-CALL_REPORT = pytest.StashKey[pytest.TestReport]()  # the call phase's report, for teardowns
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
