@@ -40,21 +40,31 @@ def progress_path(root: Path) -> Path:
     return Path(root) / STATE_DIR / PROGRESS
 
 
+def _msg(key: str, **fields) -> str:
+    from kata_tools import i18n  # standard library only, and the plugin's catalog
+
+    return i18n.tool("plugin")(key, **fields)
+
+
 def read_json(path: Path) -> tuple[dict, str | None]:
     """(data, warning): {} and a one-line warning when the file is unreadable or not ours."""
     shown = f"{path.parent.name}/{path.name}"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}, None
     except OSError as e:
-        return {}, f"cannot read {shown} ({e.strerror}); starting from nothing"
+        return {}, _msg("progress-unreadable", file=shown, reason=e.strerror or type(e).__name__)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, _msg("progress-not-utf8", file=shown)
     try:
         data = json.loads(text)
     except ValueError:
-        return {}, f"{shown} is corrupt (not JSON); ignoring it, it is rewritten on the next run"
+        return {}, _msg("progress-corrupt", file=shown)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return {}, f"{shown} has an unknown format; ignoring it, it is rewritten on the next run"
+        return {}, _msg("progress-unknown-format", file=shown)
     return data, None
 
 
@@ -83,16 +93,19 @@ def spec_record(record: dict, at: float) -> dict:
     }
 
 
-def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> None:
-    """Merge one pytest run into results.json.
+def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> list[str]:
+    """Merge one pytest run into results.json; returns the warning lines to show (0, 1 or 2).
 
     `runs` maps a kata name to {"complete": bool, "specs": {nodeid: plugin record}}. A complete
     run (every spec of the kata collected and run) replaces the kata's entry, so renamed or
     deleted specs drop out; a partial one (`-k`, `file::test`, `-x`) updates only its specs.
+    A corrupt or foreign file is replaced (one line says so); a folder that cannot be written
+    leaves everything as it was (one line says progress is not saved).
     """
     now = time.time() if now is None else now
     path = results_path(root)
-    data, _ = read_json(path)
+    data, warning = read_json(path)
+    lines = [_msg("progress-replaced", warning=warning)] if warning else []
     katas = data.get("katas") if isinstance(data.get("katas"), dict) else {}
     for kata, run in runs.items():
         specs = {nodeid: spec_record(r, now) for nodeid, r in run["specs"].items()}
@@ -106,7 +119,12 @@ def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> No
             entry = {"complete": complete, "specs": merged}
         entry["ran_at"] = now
         katas[kata] = entry
-    write_json(path, {"format": FORMAT, "katas": katas})
+    try:
+        write_json(path, {"format": FORMAT, "katas": katas})
+    except OSError as e:
+        folder = path.parent if path.parent.exists() else path.parent.parent
+        lines = [_msg("progress-not-saved", folder=folder, reason=e.strerror or type(e).__name__)]
+    return lines
 
 
 def forget(root: Path, kata: str) -> None:

@@ -32,7 +32,9 @@ and no failure is "partly run", never "solved". Grading follows: a kata is solve
 all-or-nothing scoring) only when every spec passed.
 
 Grading adds two kata verdicts that do not come from spec records: `missing` (the kata folder is
-gone) and `tampered` (a spec or tool file differs from the pristine course); see grading.py.
+gone, or a learner file could not be taken safely), `tampered` (a spec or tool file differs from
+the pristine course, or the run's two records of its results disagree) and `timed out` (the
+kata's process passed its time limit); see kata_tools/grading/.
 
 This module imports only the standard library (the pytest plugin's progress writer may load it).
 """
@@ -53,8 +55,8 @@ RULE_STATUSES = (PASSED, FAILING, NOT_RUN)
 
 # Kata statuses (FAILING and NOT_RUN as above).
 SOLVED, PARTIAL = "solved", "partly run"
-MISSING, TAMPERED = "missing", "tampered"  # grading only
-KATA_STATUSES = (SOLVED, FAILING, PARTIAL, NOT_RUN, MISSING, TAMPERED)
+MISSING, TAMPERED, TIMED_OUT = "missing", "tampered", "timed out"  # grading only
+KATA_STATUSES = (SOLVED, FAILING, PARTIAL, NOT_RUN, MISSING, TAMPERED, TIMED_OUT)
 
 
 def outcome_of(record: Mapping) -> str:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, database, runner
+from kata_tools import catalog, runner
 from kata_tools.dev import check
+from kata_tools.postgres import plugin as database_plugin
+from kata_tools.postgres.provisioning import Database
 
 ROOT = catalog.ROOT
 
@@ -53,9 +55,9 @@ def kata_paths(katas: list[catalog.Kata]) -> list[str]:
 @pytest.fixture(scope="session")
 def inner_env(pytestconfig) -> dict:
     """Environment for inner runs: they share this session's PostgreSQL instead of each starting one."""
-    db = database.start_for_session(pytestconfig)
-    if isinstance(db, database.Database):
-        return {"KATA_DATABASE_URL": db.admin_url}
+    db = database_plugin.start_for_session(pytestconfig)
+    if isinstance(db, Database):
+        return db.env  # the server and its seeded template, as kata watch hands them over
     return {}
 
 

@@ -16,16 +16,19 @@ from kata_tools import catalog
 
 PACKAGE = catalog.ROOT / "kata_tools"
 MAX_LINES = 400
-# Modules over the bar that are not the cli's to split (their owners were told); the cli package,
-# runner, results and dev/ must stay under it.
+# Modules over the bar that are not the cli's to split (their owners were told, see the cli
+# branch's report); the cli package, runner, results, catalog, readme and dev/ must stay under it.
+# Delete an entry when its module is split: a listed module under the bar fails too.
 LONG_ELSEWHERE = {
-    "kata_tools.database",
-    "kata_tools.grading",
-    "kata_tools.postgres.provisioning",
+    "kata_tools.pytest_plugin",  # the plugin engineer's (757 lines)
+    "kata_tools.postgres.provisioning",  # the db engineer's (471 lines)
 }
-# Circles being removed on another branch (grading: manifest.py no longer imports grading);
-# delete the entry when that branch is merged. Any other circle fails.
-CIRCLES_BEING_REMOVED = [["kata_tools.grading", "kata_tools.manifest"]]
+# Circles in another engineer's code, reported to them: delete the entry when it is gone (an
+# entry that no longer matches fails). Any other circle fails.
+CIRCLES_BEING_REMOVED = [
+    # server.py imports provisioning inside a function, provisioning imports server: the db's.
+    ["kata_tools.postgres.provisioning", "kata_tools.postgres.server"],
+]
 
 
 def module_name(path: Path) -> str:
@@ -130,8 +133,11 @@ def test_the_graph_reader_resolves_relative_and_submodule_imports(tmp_path):
 def test_kata_tools_has_no_import_circle():
     edges = graph()
     assert "kata_tools.cli.app" in edges and "kata_tools.runner" in edges
-    found = [c for c in cycles(edges) if c not in CIRCLES_BEING_REMOVED]
-    assert not found, f"import circles in kata_tools: {found}"
+    found = cycles(edges)
+    new = [c for c in found if c not in CIRCLES_BEING_REMOVED]
+    assert not new, f"import circles in kata_tools: {new}"
+    gone = [c for c in CIRCLES_BEING_REMOVED if c not in found]
+    assert not gone, f"these circles are gone: delete them from CIRCLES_BEING_REMOVED: {gone}"
 
 
 def test_the_cli_submodules_never_import_their_package():
@@ -152,5 +158,6 @@ def test_no_module_is_over_about_400_lines(name):
     path = modules()[name]
     lines = len(path.read_text(encoding="utf-8").splitlines())
     if name in LONG_ELSEWHERE:
-        pytest.skip(f"{name}: {lines} lines, not the cli's module to split")
+        assert lines > MAX_LINES, f"{name} is split now ({lines} lines): delete it from LONG_ELSEWHERE"
+        pytest.skip(f"{name}: {lines} lines, not the cli's module to split (its owner was told)")
     assert lines <= MAX_LINES, f"{path.relative_to(catalog.ROOT)} has {lines} lines (at most {MAX_LINES})"

@@ -1,4 +1,4 @@
-"""The instructor's commands: `kata grade` (see kata_tools/grading.py) and `kata lab`."""
+"""The instructor's commands: `kata grade` (see kata_tools/grading/), `kata release`, `kata class-report`, and `kata lab`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def grade(
         help="the manifest digest of your pristine course: any other scores 0",
     ),
 ) -> None:
-    """Run every kata in one pytest process and score it (exit 1 below full marks)."""
+    """Grade each kata in its own bounded pytest process (exit 1 below full marks)."""
     from kata_tools import grading
 
     try:

@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None, prog: str = "kata lab") -> int:
 def _run(args: Options, sock: socket.socket, prog: str) -> int:
     from rich.console import Console
 
-    from kata_tools import database
+    from kata_tools import postgres as database
 
     err, out = Console(stderr=True), Console()
 
