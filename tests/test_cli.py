@@ -443,6 +443,23 @@ def test_bare_kata_watches_the_current_kata_and_hint_without_nn_means_it(course)
     assert "Kata 01 solved" in bare.stdout and "Every kata is solved" in bare.stdout
 
 
+def test_hint_offers_the_ladder_of_the_rule_that_fails_now(course):
+    kata_toml = catalog.find_kata("01").declaration
+    el2 = [h for h in kata_toml.hints if not h.rules or "EL2" in h.rules]
+    assert 0 < len(el2) < len(kata_toml.hints), "kata 01 ties some hints to EL2 only"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],  # EL2 fails
+        cwd=course, env=env_for(course), capture_output=True,
+    )
+    shown = kata(course, "hint")
+    assert shown.returncode == 0 and f"Hint 1 of {len(el2)}" in shown.stdout, shown.stdout
+    assert "rule EL2" in shown.stdout
+    data = json.loads((course / ".kata/progress.json").read_text())
+    assert data["hints"] == {"01_event_loop/EL2": 1}
+    korean = kata(course, "--lang", "ko", "hint", "01")
+    assert f"힌트 2/{len(el2)}" in korean.stdout and "규칙 EL2" in korean.stdout, korean.stdout
+
+
 def test_watch_passes_pytest_args_after_a_double_dash_and_last_failed_works(course):
     first = kata(course, "watch", "01", "--once", "--", "-k", "fifty")
     assert first.returncode == 1 and "0 of 1 specs pass" in first.stdout, first.stdout + first.stderr
