@@ -89,6 +89,17 @@ def solve(course: Path, name: str) -> None:
         shutil.copy(path, target)  # a fresh modification time, as when the learner saves
 
 
+def pytest_in(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """A plain `pytest katas/01_event_loop -q ARGS` in the copy, as a learner runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", *args],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+    )
+
+
 def no_traceback(proc: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
@@ -129,22 +140,12 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
 
 
 def test_list_shows_failing_partly_run_and_edited_since(course):
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
 
     solve(course, "01_event_loop")
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+The event loop\s+◐ partly run\s+1/1", listed), listed
 
@@ -454,10 +455,7 @@ def test_hint_offers_the_ladder_of_the_rule_that_fails_now(course):
     kata_toml = catalog.find_kata("01").declaration
     el2 = [h for h in kata_toml.hints if not h.rules or "EL2" in h.rules]
     assert 0 < len(el2) < len(kata_toml.hints), "kata 01 ties some hints to EL2 only"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],  # EL2 fails
-        cwd=course, env=env_for(course), capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")  # EL2 fails
     shown = kata(course, "hint")
     assert shown.returncode == 0 and f"Hint 1 of {len(el2)}" in shown.stdout, shown.stdout
     assert "rule EL2" in shown.stdout
@@ -501,10 +499,7 @@ def test_a_korean_kata_list_stays_aligned_in_80_columns(tmp_path):
     from rich.cells import cell_len
 
     course = make_course(tmp_path / "course", katas=("01_event_loop", "02_thread_pool"))
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course, env=env_for(course), capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "--lang", "ko", "list", COLUMNS="80")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
