@@ -245,7 +245,7 @@ def _initialise(handle, slot: Path) -> tuple[str, str]:
     if url is None:
         raise ServerProblem(f"another process started the new cluster in {slot}")
     try:
-        from kata_tools.postgres.provisioning import execute_all, seed_template
+        from kata_tools.postgres.copies import execute_all, seed_template
 
         execute_all(url, f'CREATE ROLE "{LEARNER_ROLE}" LOGIN NOSUPERUSER')
         seed_template(url, TEMPLATE, owner=LEARNER_ROLE)
