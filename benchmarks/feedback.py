@@ -36,8 +36,11 @@ Path(BARE, "test_bare.py").write_text("def test_bare():\n    pass\n")
 
 
 def _env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KATA_SOLUTIONS", "KATA_SOURCE") and not k.startswith(("KATA_DATABASE", "DATABASE_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KATA_SOLUTIONS", "KATA_SOURCE") and not k.startswith(("KATA_DATABASE", "DATABASE_URL"))
+    }
     env["KATA_NO_PROGRESS"] = "1"
     env.update(extra or {})
     return env
@@ -45,8 +48,14 @@ def _env(extra: dict | None = None) -> dict:
 
 def time_run(args: list[str], env: dict | None = None, cwd: Path | str = ROOT) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", *args, "-q"], cwd=cwd, env=_env(env),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-q"],
+        cwd=cwd,
+        env=_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     return time.perf_counter() - start
 
 
@@ -60,12 +69,21 @@ def load() -> float:
 
 def profile(path: str, extra: list[str], env: dict | None = None) -> dict:
     out = Path(tempfile.mkdtemp()) / "phases.json"
-    phases_env = {"KATA_T0": repr(time.time()), "KATA_PHASES": str(out),
-                  "PYTHONPATH": str(ROOT / "benchmarks"), **(env or {})}
+    phases_env = {
+        "KATA_T0": repr(time.time()),
+        "KATA_PHASES": str(out),
+        "PYTHONPATH": str(ROOT / "benchmarks"),
+        **(env or {}),
+    }
     start = time.time()
-    subprocess.run([sys.executable, "-m", "pytest", path, *extra, "-q", "-p", "phases"], cwd=ROOT,
-                   env=_env({**phases_env, "KATA_T0": repr(start)}), stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", path, *extra, "-q", "-p", "phases"],
+        cwd=ROOT,
+        env=_env({**phases_env, "KATA_T0": repr(start)}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     marks = json.loads(out.read_text()) if out.exists() else {}
     marks["process exited"] = round(time.time() - start, 3)
     return marks
@@ -109,10 +127,22 @@ def main() -> int:
 def _row(name: str, label: str, how: str, pairs) -> tuple:
     bares, times, loads = zip(*pairs)
     ratios = [t / b for b, t, _ in pairs]
-    row = (name, label, how, min(times), statistics.median(times), statistics.median(bares),
-           statistics.median(ratios), min(loads), max(loads))
-    print(f"{name:22} {label:9} {how:4} min {row[3]:5.2f} s  median {row[4]:5.2f} s  bare "
-          f"{row[5]:4.2f} s  ratio {row[6]:4.1f}x  load {row[7]:.1f}-{row[8]:.1f}", flush=True)
+    row = (
+        name,
+        label,
+        how,
+        min(times),
+        statistics.median(times),
+        statistics.median(bares),
+        statistics.median(ratios),
+        min(loads),
+        max(loads),
+    )
+    print(
+        f"{name:22} {label:9} {how:4} min {row[3]:5.2f} s  median {row[4]:5.2f} s  bare "
+        f"{row[5]:4.2f} s  ratio {row[6]:4.1f}x  load {row[7]:.1f}-{row[8]:.1f}",
+        flush=True,
+    )
     return row
 
 
@@ -132,8 +162,10 @@ def _write(rows, opts) -> None:
         "",
         "| kata | code | how | min (s) | median (s) | bare (s) | ratio | load |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-        *(f"| {k} | {lab} | {how} | {a:.2f} | {m:.2f} | {b:.2f} | {r:.1f}x | {lo:.1f}-{hi:.1f} |"
-          for k, lab, how, a, m, b, r, lo, hi in rows),
+        *(
+            f"| {k} | {lab} | {how} | {a:.2f} | {m:.2f} | {b:.2f} | {r:.1f}x | {lo:.1f}-{hi:.1f} |"
+            for k, lab, how, a, m, b, r, lo, hi in rows
+        ),
         "",
     ]
     target = ROOT / "benchmarks" / "FEEDBACK.md"

@@ -31,7 +31,7 @@ def _safe(config: pytest.Config) -> bool:
     main_file = os.path.basename(getattr(main, "__file__", "") or "")
     # `python -m pytest` runs pytest/__main__.py; the console script is named pytest (pytest.exe
     # and pytest-script.py on Windows) and its __main__ module has no package.
-    return main_file == "__main__.py" and getattr(main, "__package__", None) == "pytest" or (
+    return (main_file == "__main__.py" and getattr(main, "__package__", None) == "pytest") or (
         main_file.split(".")[0] in ("pytest", "py.test", "pytest-script")
     )
 
@@ -40,8 +40,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_STATUS] = int(exitstatus)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_unconfigure(config: pytest.Config):
+    # A wrapper: every plugin's own pytest_unconfigure (the kata plugin's report of a learner's
+    # thread left running, its progress file) has run when the code after the yield does.
+    yield
     if _STATUS not in config.stash or not _safe(config):
         return
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):

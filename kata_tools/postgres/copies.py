@@ -17,10 +17,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 PREPARED_AHEAD = 2  # database copies made ahead of the specs that will use them
 COPY_WAIT = 6.0  # seconds a spec waits for its copy (the spec timeout is 10 s)
 COPY_ATTEMPTS = (0.1, 0.4, 1.0)  # pauses between the attempts at one copy
+TEMPLATE_LOST = "kata_tpl"  # never used: _reseed_template runs only with a given template
 COPY_NAME = re.compile(r"^kata_(\d+)_\d+$")
 
 
@@ -68,9 +70,14 @@ def seed_template(admin_url: str, name: str, owner: str | None = None) -> None:
     from kata_blog import seed
 
     building = f"{name}_{os.getpid()}_building"
-    execute_all(admin_url, f'DROP DATABASE IF EXISTS "{building}"',
-                f'CREATE DATABASE "{building}"' + (f' OWNER "{owner}"' if owner else ""))
-    engine = create_engine(_as_user(admin_url, None, building).replace("postgresql://", "postgresql+psycopg2://", 1))
+    execute_all(
+        admin_url,
+        f'DROP DATABASE IF EXISTS "{building}"',
+        f'CREATE DATABASE "{building}"' + (f' OWNER "{owner}"' if owner else ""),
+    )
+    engine = create_engine(
+        _as_user(admin_url, None, building).replace("postgresql://", "postgresql+psycopg2://", 1)
+    )
     try:
         with engine.begin() as connection:
             if owner:
@@ -116,8 +123,11 @@ class Database:
     @property
     def env(self) -> dict[str, str]:
         """What a child pytest run needs to use this server and its seeded template as they are."""
-        env = {"KATA_DATABASE_URL": self.admin_url, "KATA_DATABASE_TEMPLATE": self.template(),
-               "KATA_DATABASE_DESCRIPTION": self.description}
+        env = {
+            "KATA_DATABASE_URL": self.admin_url,
+            "KATA_DATABASE_TEMPLATE": self.template(),
+            "KATA_DATABASE_DESCRIPTION": self.description,
+        }
         if self.learner_role:
             env["KATA_DATABASE_ROLE"] = self.learner_role
         return env
@@ -190,8 +200,10 @@ class Database:
 
     def _copy(self, conn, name: str) -> None:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'
-                        + (f' OWNER "{self.learner_role}"' if self.learner_role else ""))
+            cur.execute(
+                f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'
+                + (f' OWNER "{self.learner_role}"' if self.learner_role else "")
+            )
 
     def _prepare(self) -> None:
         conn = None
@@ -214,8 +226,11 @@ class Database:
                     if pause is None or self._closing.is_set():
                         break
                     time.sleep(pause)
-            item: object = name if error is None else DatabaseProblem(
-                f"copying the seeded database failed: {one_line(error)}")
+            item: object = (
+                name
+                if error is None
+                else DatabaseProblem(f"copying the seeded database failed: {one_line(error)}")
+            )
             while not self._closing.is_set():
                 try:
                     self._ready.put(item, timeout=0.2)  # waits while PREPARED_AHEAD are ready
@@ -229,8 +244,11 @@ class Database:
     def _free_template(self) -> None:
         """Someone holds the template open (it cannot be copied then): end those sessions."""
         try:
-            execute_all(self.admin_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        f"WHERE datname = '{self._template}' AND pid <> pg_backend_pid()")
+            execute_all(
+                self.admin_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{self._template}' AND pid <> pg_backend_pid()",
+            )
         except Exception:
             pass
 
@@ -240,7 +258,7 @@ class Database:
             return
         self._reseeded = True
         try:
-            seed_template(self.admin_url, self._template, owner=self.learner_role)
+            seed_template(self.admin_url, self._template or TEMPLATE_LOST, owner=self.learner_role)
         except Exception:
             pass  # the copy's own error is reported
 
@@ -288,8 +306,10 @@ class Database:
         conn = self._admin()
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                            "AND pid <> pg_backend_pid()", (name,))
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
                 return cur.fetchone()[0]
         finally:
             conn.close()
@@ -332,7 +352,8 @@ class Database:
             stop()
 
 
-def _closed(conn) -> None:
+def _closed(conn: Any) -> Any:
+    """Close `conn` if open; None, to assign back (`conn = _closed(conn)`)."""
     if conn is not None:
         try:
             conn.close()

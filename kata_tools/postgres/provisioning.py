@@ -26,7 +26,6 @@ from kata_tools.postgres.copies import (  # noqa: F401 - re-exported: the packag
     seed_template,
 )
 
-
 # --- the sources, in order --------------------------------------------------------------------
 
 
@@ -41,9 +40,13 @@ def from_environment() -> Database | None:
             admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             where = f"{parsed.host or 'local socket'}:{parsed.port or 5432}/{parsed.database}"
             description = os.environ.get("KATA_DATABASE_DESCRIPTION") or f"{var} server at {where}"
-            return Database(kind=var, admin_url=admin, description=description,
-                            learner_role=os.environ.get("KATA_DATABASE_ROLE") or None,
-                            given_template=os.environ.get("KATA_DATABASE_TEMPLATE") or None)
+            return Database(
+                kind=var,
+                admin_url=admin,
+                description=description,
+                learner_role=os.environ.get("KATA_DATABASE_ROLE") or None,
+                given_template=os.environ.get("KATA_DATABASE_TEMPLATE") or None,
+            )
     return None
 
 
@@ -80,8 +83,12 @@ def from_docker() -> Database | None:
         return None
     container = PostgresContainer("postgres:18-alpine", driver=None)
     container.start()
-    return Database(kind="docker", admin_url=container.get_connection_url(),
-                    description=f"throwaway Docker container {container.image}", _stop=container.stop)
+    return Database(
+        kind="docker",
+        admin_url=container.get_connection_url(),
+        description=f"throwaway Docker container {container.image}",
+        _stop=container.stop,
+    )
 
 
 def embedded() -> Database:
@@ -95,9 +102,15 @@ def embedded() -> Database:
         raise
     except Exception as e:
         raise ServerProblem(one_line(e)) from None
-    return Database(kind="embedded", admin_url=server.admin_url, description=server.description,
-                    version=server.version, learner_role=LEARNER_ROLE, given_template=TEMPLATE,
-                    _stop=server.stop)
+    return Database(
+        kind="embedded",
+        admin_url=server.admin_url,
+        description=server.description,
+        version=server.version,
+        learner_role=LEARNER_ROLE,
+        given_template=TEMPLATE,
+        _stop=server.stop,
+    )
 
 
 def provision() -> Database:
@@ -107,8 +120,11 @@ def provision() -> Database:
         try:
             db = source()
         except Exception as e:  # say what failed and go on to the next source
-            tried.append(f"{source.__name__.replace('_', ' ')}: {e}" if source is embedded
-                         else f"{source.__name__.replace('_', ' ')}: {one_line(e)}")
+            tried.append(
+                f"{source.__name__.replace('_', ' ')}: {e}"
+                if source is embedded
+                else f"{source.__name__.replace('_', ' ')}: {one_line(e)}"
+            )
             if source is from_environment:
                 break  # an explicit URL that fails is an error, not a reason to start another
             continue
