@@ -44,9 +44,9 @@ def check(
     from kata_tools.dev import check as checker
 
     chosen = [catalog.find_kata(k) for k in katas] if katas else catalog.katas()
-    problems = checker.check(chosen, run_specs=not quick, report=out.print)
+    problems = checker.check(chosen, run_specs=not quick, report=lambda t: out.print(t, markup=False, style="dim"))
     for problem in problems:
-        out.print(problem, soft_wrap=True)
+        out.print(problem, soft_wrap=True, markup=False)
     out.print(f"{len(problems)} problem(s) in {len(chosen)} kata(s)")
     raise typer.Exit(1 if problems else 0)
 
@@ -60,5 +60,5 @@ def sync(
 
     lines, stale = syncer.sync(catalog.ROOT, write=not check_only)
     for text in lines:
-        out.print(text, soft_wrap=True)
+        out.print(text, soft_wrap=True, markup=False)
     raise typer.Exit(1 if (check_only and stale) else 0)

@@ -221,8 +221,8 @@ def mistake_problems_static(kata: catalog.Kata) -> list[str]:
         mistakes = catalog.mistakes(kata.name)
     except catalog.CatalogError as e:
         return [str(e)]
-    if not (catalog.MISTAKES / f"{kata.name}.toml").is_file():
-        out.append(f"tests/mistakes/{kata.name}.toml is missing (declare the common mistakes)")
+    if not mistakes:
+        out.append(f"tests/mistakes/{kata.name}.toml declares no mistake ([[mistake]]; at least one)")
     for m in mistakes:
         where = f"tests/mistakes/{kata.name}.toml, mistake {m.id!r}"
         if m.rule not in kata.declaration.rules:
