@@ -55,7 +55,8 @@ def test_honest_work_on_one_rule_scores_zero(instructor, learner, tmp_path):
 
 
 def test_cheat_copying_solutions_is_impossible_in_the_student_release(instructor, learner):
-    assert not (learner / "solutions").exists() and not (learner / "tests").exists()
+    assert not (learner / "solutions").exists() and not (learner / "tests" / "mistakes").exists()
+    assert [p.name for p in (learner / "tests").iterdir()] == ["README.md"]
     solution = (instructor / "solutions/01_event_loop/event_loop.py").read_text()
     telltale = "return await asyncio.gather(*(handler(request_id) for request_id in request_ids))"
     assert telltale in solution
