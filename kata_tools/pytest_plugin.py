@@ -385,11 +385,15 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
     if isinstance(exc, AssertionError):
         message = _assertion_message(str(exc))
         return message or None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     line = _learner_frame(excinfo)
     if line:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return MSG("raised-at", error=error, where=line, rule=rules)
+    if isinstance(exc, Exception):  # raised in the spec's own code, on what the learner's returned
+        entry = excinfo.traceback[-1] if excinfo.traceback else None
+        where = f"{display(Path(str(entry.path)))}:{entry.lineno + 1}" if entry else item.nodeid
+        return MSG("spec-error", error=error, where=where, rule=rules)
     return None
 
 
