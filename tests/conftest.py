@@ -6,40 +6,28 @@ learner runs, so these tests see the output and outcomes a learner would see.
 
 from __future__ import annotations
 
-import json
-import os
+import atexit
 import shutil
-import subprocess
-import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, database
+from kata_tools import catalog, runner
+from kata_tools.postgres import plugin as database_plugin
+from kata_tools.postgres.provisioning import Database
 
 ROOT = catalog.ROOT
 
 
-@dataclass
-class SpecRun:
-    """One inner pytest run: exit code, output, and the per-spec records of --kata-report."""
+SpecRun = runner.Run  # the name these tests used before kata_tools.runner
 
-    returncode: int
-    output: str
-    specs: dict  # nodeid -> record
-
-    def outcomes(self, kata: str) -> dict[str, str]:
-        return {n: r["outcome"] for n, r in self.specs.items() if r["kata"] == kata}
-
-    def failed(self, kata: str | None = None) -> list[dict]:
-        return [
-            r
-            for r in self.specs.values()
-            if r["outcome"] in ("failed", "error") and (kata is None or r["kata"] == kata)
-        ]
+# One bytecode folder for every inner run of this session, outside the course tree: runs never
+# litter katas/, solutions/ or their copies, and each compiles the libraries once, not every time.
+PYCACHE = Path(tempfile.mkdtemp(prefix="kata-selftest-pycache-"))
+atexit.register(shutil.rmtree, PYCACHE, True)
 
 
 def run_specs(
@@ -48,21 +36,12 @@ def run_specs(
     *args: str,
     env: dict | None = None,
     timeout: float = 900,
-) -> SpecRun:
-    """Run the specs at `paths` in a fresh pytest process from the project root."""
-    report = tmp / f"report-{threading.get_ident()}-{len(list(tmp.iterdir()))}.json"
-    run_env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
-    run_env.update(env or {})
-    run_env["PYTHONDONTWRITEBYTECODE"] = "1"  # inner runs must not litter the solution copies
-    run_env["KATA_NO_PROGRESS"] = "1"  # nor touch the learner's progress in .kata/
-    cmd = [sys.executable, "-m", "pytest", *paths, "-q", "--kata-report", str(report), *args]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout
-    )
-    specs = {}
-    if report.exists():
-        specs = {r["nodeid"]: r for r in json.loads(report.read_text())["specs"]}
-    return SpecRun(proc.returncode, proc.stdout + proc.stderr, specs)
+) -> runner.Run:
+    """Run the specs at `paths` in a fresh pytest process from the project root (kata_tools.runner).
+
+    `--solutions` and `--kata-source DIR` may come in `args`, as on pytest's command line.
+    """
+    return runner.run(paths, args=args, env=env, timeout=timeout, pycache=PYCACHE)
 
 
 def kata_paths(katas: list[catalog.Kata]) -> list[str]:
@@ -72,9 +51,9 @@ def kata_paths(katas: list[catalog.Kata]) -> list[str]:
 @pytest.fixture(scope="session")
 def inner_env(pytestconfig) -> dict:
     """Environment for inner runs: they share this session's PostgreSQL instead of each starting one."""
-    db = database.start_for_session(pytestconfig)
-    if isinstance(db, database.Database):
-        return {"KATA_DATABASE_URL": db.admin_url}
+    db = database_plugin.start_for_session(pytestconfig)
+    if isinstance(db, Database):
+        return db.env  # the server and its seeded template, as kata watch hands them over
     return {}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, grading, manifest
+from kata_tools import catalog, manifest
 
 ROOT = catalog.ROOT
 pytestmark = pytest.mark.timeout(
@@ -46,7 +46,6 @@ def make_course(dest: Path, katas=("01_event_loop",)) -> Path:
     if (ROOT / ".github").is_dir():
         shutil.copytree(ROOT / ".github", dest / ".github")
     # What `python -m kata_tools.manifest --write` does in the copy, without a process per test.
-    grading.write_classroom_config(dest)
     manifest.write(dest)
     return dest
 
@@ -105,7 +104,7 @@ def course(tmp_path) -> Path:
 def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_second(course):
     pristine = kata(course, "list")
     assert pristine.returncode == 0, pristine.stderr
-    assert re.search(r"01\s+event loop\s+· not started", pristine.stdout), pristine.stdout
+    assert re.search(r"01\s+The event loop\s+· not started", pristine.stdout), pristine.stdout
     assert "0 of 1 solved" in pristine.stdout and "0 of 3 met" in pristine.stdout
 
     solve(course, "01_event_loop")
@@ -123,7 +122,7 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
     assert re.search(
-        r"01\s+event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
+        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
     ), listed.stdout
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
@@ -137,7 +136,7 @@ def test_list_shows_failing_partly_run_and_edited_since(course):
         capture_output=True,
     )
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
+    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
 
     solve(course, "01_event_loop")
     subprocess.run(
@@ -147,7 +146,7 @@ def test_list_shows_failing_partly_run_and_edited_since(course):
         capture_output=True,
     )
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+event loop\s+◐ partly run\s+1/1", listed), listed
+    assert re.search(r"01\s+The event loop\s+◐ partly run\s+1/1", listed), listed
 
     learner = course / "katas/01_event_loop/event_loop.py"
     os.utime(learner, (time.time() + 5, time.time() + 5))
@@ -197,7 +196,7 @@ def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
     assert unknown.returncode == 2 and unknown.stderr.strip().count("\n") == 0, unknown.stderr
     assert "no kata '42'" in unknown.stderr and "01" in unknown.stderr
 
-    usage = kata(course, "hint")
+    usage = kata(course, "reset")
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
 
     (course / ".kata").mkdir()
@@ -233,7 +232,7 @@ def test_bad_input_gives_one_line_and_an_exit_code_never_a_traceback(course):
 def test_next_shows_the_task_and_the_current_failures(course):
     proc = kata(course, "next")
     assert proc.returncode == 0, proc.stderr
-    assert "Kata 01 · event loop" in proc.stdout
+    assert "Kata 01 · The event loop" in proc.stdout
     assert "serve_concurrently(handler, request_ids)" in proc.stdout  # the task, from the README
     assert "Rule EL1" in proc.stdout and "Not written yet" in proc.stdout  # the first failure
     # It ran the specs, so the results are there for `kata list` now.
@@ -422,212 +421,5 @@ def test_watch_stops_cleanly_on_ctrl_c(course):
     assert "Stopped watching" in output and "Traceback" not in output, output
 
 
-# --- grade ----------------------------------------------------------------------------------------
+# --- grade: tests/test_grading*.py (the grading engineer's files) ------------------------------
 
-TEST_KEYS = {"nodeid", "name", "rules", "status", "message", "duration"}
-RULE_KEYS = {"rule", "title", "status", "passed", "total"}
-KATA_KEYS = {
-    "kata",
-    "number",
-    "title",
-    "status",
-    "score",
-    "max_score",
-    "passed",
-    "total",
-    "message",
-    "rules",
-    "tests",
-}
-REPORT_KEYS = {
-    "schema",
-    "created",
-    "score",
-    "max_score",
-    "percent",
-    "scoring",
-    "graded_from",
-    "pytest_exit_code",
-    "manifest",
-    "katas",
-}
-
-
-def read_report(folder: Path) -> dict:
-    """report.json, checked against the schema documented in kata_tools/grading.py."""
-    report = json.loads((folder / "report.json").read_text())
-    assert set(report) == REPORT_KEYS and report["schema"] == "kata-grade/1"
-    assert set(report["manifest"]) == {"digest", "changes"}
-    for change in report["manifest"]["changes"]:
-        assert set(change) == {"path", "change", "katas", "counted"}
-        assert change["change"] in ("modified", "deleted", "added")
-    for k in report["katas"]:
-        assert set(k) == KATA_KEYS
-        assert k["status"] in ("solved", "failing", "not run", "missing", "tampered")
-        assert all(set(r) == RULE_KEYS for r in k["rules"])
-        assert all(
-            set(t) == TEST_KEYS and t["status"] in ("passed", "failed", "error", "skipped")
-            for t in k["tests"]
-        )
-    assert report["score"] == sum(k["score"] for k in report["katas"])
-    return report
-
-
-def test_grade_gives_full_marks_to_a_solved_tree_and_writes_every_report(tmp_path):
-    course = make_course(tmp_path / "course", NO_DB_KATAS)
-    for name in NO_DB_KATAS:
-        solve(course, name)
-    step_summary = tmp_path / "step-summary.md"
-    step_summary.write_text("earlier step\n")
-    proc = kata(
-        course,
-        "grade",
-        "--out",
-        "reports",
-        "--gradescope",
-        "reports/gradescope.json",
-        GITHUB_STEP_SUMMARY=str(step_summary),
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = read_report(course / "reports")
-    assert (
-        report["score"] == report["max_score"] == 10 * len(NO_DB_KATAS) and report["percent"] == 100
-    )
-    assert report["manifest"]["changes"] == []
-    kata01 = report["katas"][0]
-    assert kata01["status"] == "solved" and kata01["passed"] == kata01["total"] == 9
-    assert [r["rule"] for r in kata01["rules"]] == ["EL1", "EL2", "EL3"]
-    assert all(r["status"] == "passed" for r in kata01["rules"])
-    assert all(t["rules"] for t in kata01["tests"])
-    summary = (course / "reports/summary.md").read_text()
-    assert summary.startswith(
-        f"## Kata grade: {10 * len(NO_DB_KATAS)} / {10 * len(NO_DB_KATAS)} points"
-    )
-    assert step_summary.read_text() == "earlier step\n" + summary + "\n"
-    junit = (course / "reports/junit.xml").read_text()
-    assert "<testsuite" in junit and 'name="katas"' in junit and "test_event_loop" in junit
-    gradescope = json.loads((course / "reports/gradescope.json").read_text())
-    assert gradescope["score"] == gradescope["max_score"] and len(gradescope["tests"]) == len(
-        NO_DB_KATAS
-    )
-
-
-def test_grade_gives_zero_to_the_pristine_tree(tmp_path):
-    course = make_course(tmp_path / "course", NO_DB_KATAS)
-    proc = kata(course, "grade")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    report = read_report(course / "grade-report")
-    assert report["score"] == 0 and report["max_score"] == 10 * len(NO_DB_KATAS)
-    assert {k["status"] for k in report["katas"]} == {"failing"}
-    assert all(t["message"] for k in report["katas"] for t in k["tests"] if t["status"] == "failed")
-    assert "First failure per kata" in (course / "grade-report/summary.md").read_text()
-
-
-CHEATING_CONFTEST = """
-def pytest_collection_modifyitems(items):
-    for item in items:
-        item.runtest = lambda: None   # every spec "passes"
-"""
-
-
-def edit_spec_to_pass(course: Path) -> None:
-    spec = course / "katas/01_event_loop/test_event_loop.py"
-    tests = re.findall(r'@pytest.mark.rule\("(\w+)"\)\nasync def (test_\w+)', spec.read_text())
-    spec.write_text(
-        "import pytest\n\n"
-        + "".join(
-            f'\n@pytest.mark.rule("{rule}")\ndef {name}():\n    pass\n' for rule, name in tests
-        )
-    )
-
-
-def add_conftest(course: Path) -> None:
-    (course / "katas/01_event_loop/conftest.py").write_text(CHEATING_CONFTEST)
-
-
-def edit_addopts(course: Path) -> None:
-    (course / "kata_cheat.py").write_text(CHEATING_CONFTEST)
-    pyproject = course / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"-ra",', '"-ra", "-p", "kata_cheat",'))
-
-
-def delete_spec(course: Path) -> None:
-    (course / "katas/01_event_loop/test_event_loop.py").unlink()
-
-
-@pytest.mark.parametrize(
-    "cheat, changed, specs_pass",
-    [
-        (edit_spec_to_pass, {("katas/01_event_loop/test_event_loop.py", "modified")}, True),
-        (add_conftest, {("katas/01_event_loop/conftest.py", "added")}, True),
-        (
-            edit_addopts,
-            {("pyproject.toml [tool.pytest]", "modified"), ("kata_cheat.py", "added")},
-            True,
-        ),
-        (delete_spec, {("katas/01_event_loop/test_event_loop.py", "deleted")}, False),
-    ],
-    ids=["spec-edited", "conftest-added", "addopts-edited", "spec-deleted"],
-)
-def test_grade_reports_tampering_and_it_earns_nothing(course, cheat, changed, specs_pass):
-    cheat(course)
-    proc = kata(course, "grade")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    report = read_report(course / "grade-report")
-    assert {(c["path"], c["change"]) for c in report["manifest"]["changes"]} == changed
-    assert all(
-        c["counted"] and "01_event_loop" in c["katas"] for c in report["manifest"]["changes"]
-    )
-    kata01 = report["katas"][0]
-    assert kata01["status"] == "tampered" and kata01["score"] == 0 and report["score"] == 0
-    if specs_pass:  # the cheat worked on pytest: only the tamper check stops it
-        assert kata01["passed"] == kata01["total"] == 9
-    for path, _ in changed:
-        assert path in proc.stdout and path in (course / "grade-report/summary.md").read_text()
-
-
-def test_grade_from_a_learner_checkout_uses_the_pristine_specs(tmp_path):
-    instructor = make_course(tmp_path / "instructor")
-    learner = make_course(tmp_path / "learner")
-    solve(learner, "01_event_loop")
-    edit_spec_to_pass(learner)
-    add_conftest(learner)
-    proc = kata(instructor, "grade", "--from", str(learner), "--out", str(tmp_path / "out"))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = read_report(tmp_path / "out")
-    assert report["score"] == 10 and report["graded_from"] == str(learner)
-    assert {(c["path"], c["counted"]) for c in report["manifest"]["changes"]} == {
-        ("katas/01_event_loop/test_event_loop.py", False),
-        ("katas/01_event_loop/conftest.py", False),
-    }
-
-    (learner / "katas/01_event_loop/event_loop.py").write_text(
-        (instructor / "katas/01_event_loop/event_loop.py").read_text()
-    )
-    proc = kata(instructor, "grade", "--from", str(learner), "--out", str(tmp_path / "out"))
-    assert (
-        proc.returncode == 1 and read_report(tmp_path / "out")["score"] == 0
-    )  # edited specs do not help
-
-
-def test_grade_one_kata_and_a_pinned_manifest_digest(course):
-    solve(course, "01_event_loop")
-    digest = manifest.digest(manifest.load(course))
-    good = kata(course, "grade", "1", "--out", "one", "--expect-manifest", digest)
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert read_report(course / "one")["manifest"]["digest"] == digest
-    other = kata(course, "grade", "01", "--out", "one", KATA_MANIFEST_DIGEST="0000")
-    assert other.returncode == 1
-    report = read_report(course / "one")
-    assert (
-        report["score"] == 0
-        and report["manifest"]["changes"][0]["path"] == "kata_tools/manifest.json"
-    )
-
-    unknown = kata(course, "grade", "77")
-    assert unknown.returncode == 2 and "no kata '77'" in unknown.stderr
-    (course / "kata_tools/manifest.json").unlink()
-    missing = kata(course, "grade")
-    assert missing.returncode == 2 and "python -m kata_tools.manifest --write" in missing.stderr
-    no_traceback(unknown)
-    no_traceback(missing)
