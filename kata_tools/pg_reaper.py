@@ -72,8 +72,12 @@ def stop_postgres_in(slot: Path, delete: bool = False, pg_ctl: str | None = None
         if WINDOWS:
             # No POSIX signals on Windows: pg_ctl signals the server through its own mechanism.
             if pg_ctl:
-                subprocess.run([pg_ctl, "stop", "-D", str(slot / "data"), "-m", "fast", "-W"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                subprocess.run(
+                    [pg_ctl, "stop", "-D", str(slot / "data"), "-m", "fast", "-W"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                )
         else:
             import signal
 
@@ -85,8 +89,12 @@ def stop_postgres_in(slot: Path, delete: bool = False, pg_ctl: str | None = None
                 if wait_stopped(slot, wait):
                     break
         if WINDOWS and not wait_stopped(slot, 7.0):
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
     if delete:
         shutil.rmtree(slot, ignore_errors=True)
 

@@ -255,6 +255,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
             return (yield)
         finally:
             _cancel_timer(item)
+            leftovers.check().take()  # anything still dropped now is this spec's: never the next's
 
 
 class LeftBehind(pytest.fail.Exception):
@@ -290,7 +291,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
     if leftovers.check():
         left = leftovers.take()
         call = item.stash.get(CALL_REPORT, None)
-        if call is not None and call.failed:
+        timed_out = _TIMER is not None and _TIMER.item is item and _TIMER.fired
+        if timed_out:
+            pass  # stopped by its timeout: what it left is a consequence; the timeout teaches
+        elif call is not None and call.failed:
             _amend(item, call, left.message())
         else:
             raise LeftBehind(left.message(), pytrace=False)
@@ -388,11 +392,15 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
     if isinstance(exc, AssertionError):
         message = _assertion_message(str(exc))
         return message or None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     line = _learner_frame(excinfo)
     if line:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return MSG("raised-at", error=error, where=line, rule=rules)
+    if isinstance(exc, Exception):  # raised in the spec's own code, on what the learner's returned
+        entry = excinfo.traceback[-1] if excinfo.traceback else None
+        where = f"{display(Path(str(entry.path)))}:{entry.lineno + 1}" if entry else item.nodeid
+        return MSG("spec-error", error=error, where=where, rule=rules)
     return None
 
 
@@ -487,6 +495,7 @@ class _Timer:
         self.item, self.timeout = item, timeout
         self.active = 0  # >0 while a phase (setup, call, teardown) of the spec runs
         self.fired = 0
+        self.first_at = self.last_raise = 0.0
         self.where = ""
         self.watchdog: threading.Timer | None = None
         self.done = False
@@ -523,8 +532,10 @@ def _on_alarm(signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         return
     timer.fired += 1
+    now = time.monotonic()
     if timer.fired == 1:
-        timer.where = probes.frame_line(frame)
+        timer.where = probes.frame_line(frame) or _awaiting_line()
+        timer.first_at = now
         timer.watchdog = threading.Timer(STUCK_GRACE, _stuck, (timer,))
         timer.watchdog.daemon = True
         timer.watchdog.start()
@@ -532,10 +543,38 @@ def _on_alarm(signum, frame):
         return  # the watchdog ends the run
     signal.setitimer(signal.ITIMER_REAL, REFIRE)  # more learner code still running? again
     if timer.fired > 1 and not probes.frame_line(frame):
-        return  # not in learner code now: only learner code is interrupted again
+        # Not in learner code: pytest's or a library's, waiting for something the learner holds
+        # (a worker thread still sleeping). Stop that wait too, but seldom: once a second,
+        # from 2 s after the timeout on.
+        if now - timer.first_at < 2.0 or now - timer.last_raise < 1.0:
+            return
+    timer.last_raise = now
     failure = _TimedOut(f"Timeout >{timer.timeout}s", pytrace=False)
     failure.where = timer.where
     raise failure
+
+
+def _awaiting_line() -> str:
+    """The learner line a task of the running loop is suspended at (an await that never ends)."""
+    try:
+        import asyncio
+
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return ""
+        for task in asyncio.all_tasks(loop):
+            frames, coro = [], task.get_coro()
+            while coro is not None:  # the chain of awaits, outermost first
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                if frame is not None:
+                    frames.append((frame.f_code.co_filename, frame.f_lineno))
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            where = probes.learner_line(frames)
+            if where:
+                return where
+    except Exception:
+        return ""
+    return ""
 
 
 def _on_sigint(signum, frame):

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from kata_tools import pg_reaper
 from kata_tools.postgres import provisioning as prov
 from kata_tools.postgres import server
@@ -81,12 +81,28 @@ def pytest_run(spec_file, *args, env=None, **kwargs):
     run_env.update(env or {})
     targets = list(spec_file) if isinstance(spec_file, list) else [str(spec_file)]
     root = Path(targets[0].split("::")[0]).parent
-    cmd = [sys.executable, "-m", "pytest", *targets, "-q", "-p", "no:randomly",
-           "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(root),
-           # The spec lies outside the project: load the plugins the root conftest would load.
-           "-p", "kata_tools.pytest_plugin", "-p", "kata_tools.postgres.plugin", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *targets,
+        "-q",
+        "-p",
+        "no:randomly",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        "--rootdir",
+        str(root),
+        # The spec lies outside the project: load the plugins the root conftest would load.
+        "-p",
+        "kata_tools.pytest_plugin",
+        "-p",
+        "kata_tools.postgres.plugin",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
 
 
 def slot_in(out: str) -> Path:
@@ -108,7 +124,9 @@ def test_each_spec_gets_fresh_seed_data_on_the_embedded_server_and_it_stops_afte
 
 
 def test_database_url_is_used_when_set(spec_file, database):
-    proc = pytest_run(specs(spec_file, "writes", "sees_fresh_seed_data"), env={"DATABASE_URL": database.admin_url})
+    proc = pytest_run(
+        specs(spec_file, "writes", "sees_fresh_seed_data"), env={"DATABASE_URL": database.admin_url}
+    )
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "DATABASE_URL server" in out, out
@@ -192,8 +210,9 @@ def test_ctrl_c_while_the_database_starts_prints_one_line_not_its_log(tmp_path):
     (tmp_path / "specs").mkdir()
     spec = tmp_path / "specs" / "test_db_spec.py"
     spec.write_text(SPEC)
-    proc = pytest_run(specs(spec, "sees_fresh_seed_data"), env={"KATA_PG_DIR": str(pg)},
-                      start_new_session=True)
+    proc = pytest_run(
+        specs(spec, "sees_fresh_seed_data"), env={"KATA_PG_DIR": str(pg)}, start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while not list(pg.glob("kata-pg-*/*/slot-*/data")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -97,6 +97,13 @@ def grade(
             unmet,
         )
     out.print(table)
+    for k in report["katas"]:  # why a kata scored 0 despite its specs (timed out, tampered, ...)
+        if k["message"]:
+            out.print(Text(f"  {k['number']}: {k['message']}", style="red"))
+    if report.get("review"):
+        from kata_tools import i18n
+
+        out.print(Text(i18n.tool("grading")("cli-review", count=len(report["review"]), out=out_dir), style="yellow"))
     counted = [c for c in report["manifest"]["changes"] if c["counted"]]
     shown = [c for c in report["manifest"]["changes"] if not c["counted"]]
     if counted:

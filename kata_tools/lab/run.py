@@ -1,7 +1,7 @@
 """The lab's command: measure the modes on a real server and database, print, draw, clean up.
 
 Order of events: options are checked (a bad one: one line, exit 2) and the port is bound before
-anything starts; then PostgreSQL (kata_tools.database.provision), then the server child; each
+anything starts; then PostgreSQL (kata_tools.postgres.provision), then the server child; each
 mode is prepared, warmed, calibrated (the same burst with T = 0: the server's own cost) and
 measured, while other programs' share of the CPUs is sampled; the report and the SVG follow. Whatever happens, even
 Ctrl-C or SIGTERM, the server and the database are stopped before the lab exits.

@@ -1,8 +1,8 @@
 """A real PostgreSQL for the database katas, with zero set-up (not the blog's kata_blog.database).
 
-Three rooms:
-- provisioning.py: which server a run uses (DATABASE_URL, Docker, embedded) and the per-spec copies
-  of the seeded template on it;
+Four rooms:
+- provisioning.py: which server a run uses (DATABASE_URL, Docker, embedded), warm_server();
+- copies.py: the server handle (`Database`): URLs, the seeded template, one copy per spec;
 - server.py: the embedded server's lifecycle (a cached cluster started in ~0.1 s, its reaper);
 - plugin.py: the pytest plugin (when to start, the `database` and `seeded_db` fixtures).
 

@@ -73,7 +73,7 @@ def _in_background(fn, *args) -> Future:
     def run() -> None:
         try:
             future.set_result(fn(*args))
-        except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the result
+        except BaseException as e:
             future.set_exception(e)
 
     threading.Thread(target=run, name="kata-db-start", daemon=True).start()
@@ -99,7 +99,9 @@ def start_for_session(config: pytest.Config) -> Database | DatabaseUnavailable:
         config.stash[_DB] = early.result() if early is not None else _provision_or_reason()
         if isinstance(config.stash[_DB], Database):
             _install_sigterm_handler()
-    return config.stash[_DB]
+    db = config.stash[_DB]
+    assert isinstance(db, (Database, DatabaseUnavailable))
+    return db
 
 
 def stop_for_session(config: pytest.Config) -> None:
@@ -192,8 +194,11 @@ class SeededDatabase:
 
 
 def _database_problem(what: str, e: BaseException) -> None:
-    pytest.fail(f"database problem, not your code: {what}: {e}. Run again; if it stays, "
-                f"check the line `database: ...` above.", pytrace=False)
+    pytest.fail(
+        f"database problem, not your code: {what}: {e}. Run again; if it stays, "
+        f"check the line `database: ...` above.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +213,7 @@ def database(pytestconfig) -> Database:
 @pytest.fixture
 def seeded_db(database: Database, request):
     """A database of its own for this spec, with the blog schema and seed data; dropped after."""
-    problem = None
+    problem: Exception | None = None
     try:
         test_db = SeededDatabase(database.create_test_database(), database)
     except DatabaseProblem as e:

@@ -148,14 +148,20 @@ def _run_as(handle, args: list[str], timeout: float = 60) -> subprocess.Complete
     if WINDOWS:
         # No POSIX user switch on Windows; a new process group keeps Ctrl-C in the console
         # from reaching the server (the run stops it through its reaper).
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
     else:
         kwargs["start_new_session"] = True  # Ctrl-C goes to the run, not to postgres or initdb
         if handle.system_user:
             kwargs["user"] = handle.system_user
     return subprocess.run(
-        [str(exe), *args[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False, **kwargs,
+        [str(exe), *args[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
     )
 
 
@@ -193,7 +199,7 @@ def _start(handle, slot: Path) -> str | None:
     if WINDOWS:
         # No Unix sockets for PostgreSQL on Windows: TCP on loopback, on a free port.
         port = _free_port()
-        options = f'-h 127.0.0.1 -p {port} -c listen_addresses=127.0.0.1'
+        options = f"-h 127.0.0.1 -p {port} -c listen_addresses=127.0.0.1"
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     else:
         sockets = _socket_dir(slot / "data")  # the server's own folder: its user may write there
@@ -201,8 +207,9 @@ def _start(handle, slot: Path) -> str | None:
         from urllib.parse import quote
 
         url = f"postgresql://postgres@/postgres?host={quote(str(sockets))}"
-    done = _run_as(handle, ["pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(log),
-                            "-o", options, "start"])
+    done = _run_as(
+        handle, ["pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", options, "start"]
+    )
     if done.returncode != 0:
         text = log.read_text(errors="replace") if log.exists() else ""
         if 'lock file "postmaster.pid" already exists' in text:
@@ -235,8 +242,10 @@ def _initialise(handle, slot: Path) -> tuple[str, str]:
         try:
             handle.ensure_pgdata_inited()
         except subprocess.CalledProcessError as e:
-            raise ServerProblem(f"initdb failed in {slot / 'data'} (exit {e.returncode}); "
-                                f"set KATA_PG_DIR to a local folder with 200 MB free") from None
+            raise ServerProblem(
+                f"initdb failed in {slot / 'data'} (exit {e.returncode}); "
+                f"set KATA_PG_DIR to a local folder with 200 MB free"
+            ) from None
     auto = slot / "data" / "postgresql.auto.conf"
     with auto.open("a") as f:  # as ALTER SYSTEM writes them, without a server to run it on
         for name, value in SETTINGS.items():
@@ -245,7 +254,7 @@ def _initialise(handle, slot: Path) -> tuple[str, str]:
     if url is None:
         raise ServerProblem(f"another process started the new cluster in {slot}")
     try:
-        from kata_tools.postgres.provisioning import execute_all, seed_template
+        from kata_tools.postgres.copies import execute_all, seed_template
 
         execute_all(url, f'CREATE ROLE "{LEARNER_ROLE}" LOGIN NOSUPERUSER')
         seed_template(url, TEMPLATE, owner=LEARNER_ROLE)
@@ -300,6 +309,7 @@ def start_embedded() -> EmbeddedServer:
             (slot / stale).unlink(missing_ok=True)
         handle = _handle(slot / "data")
         spawn_reaper(slot, handle)
+        url: str | None
         if creating:
             version, url = _initialise(handle, slot)
         else:
@@ -334,17 +344,27 @@ def spawn_reaper(slot: Path, handle=None) -> None:
 
     It outlives this process on purpose and survives Ctrl-C sent to the run's process group.
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     args = [sys.executable, "-m", "kata_tools.pg_reaper", str(os.getpid()), str(slot)]
     if WINDOWS:
         # Windows has no posix_spawn, sessions or SIGINT for postgres: a detached process in its
         # own group, told which pg_ctl stops the server.
         if handle is not None:
             args.append(str(Path(handle.bin_path) / "pg_ctl.exe"))
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
-        _REAPERS.append(subprocess.Popen(args, env=env, creationflags=flags, close_fds=True,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL))
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
+        _REAPERS.append(
+            subprocess.Popen(
+                args,
+                env=env,
+                creationflags=flags,
+                close_fds=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         return
     # posix_spawn in a new session, with no Popen object: Python never warns about it.
     devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
