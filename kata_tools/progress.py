@@ -21,12 +21,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kata_tools import results  # standard library only, like this module
+
 FORMAT = 1
 STATE_DIR = ".kata"
 RESULTS = "results.json"
 PROGRESS = "progress.json"
 
-SOLVED, FAILING, PARTIAL, NOT_STARTED = "solved", "failing", "partly run", "not started"
+# The kata states, from the one vocabulary (kata_tools.results); NOT_STARTED is its "not run".
+SOLVED, FAILING, PARTIAL, NOT_STARTED = results.SOLVED, results.FAILING, results.PARTIAL, results.NOT_RUN
 
 
 def results_path(root: Path) -> Path:
@@ -139,10 +142,10 @@ class KataStatus:
     """A kata's state from the last results, without running anything."""
 
     kata: str
-    state: str = NOT_STARTED  # solved, failing, partly run, not started
+    state: str = NOT_STARTED  # a kata status of kata_tools.results: solved, failing, partly run, not run
     passed: int = 0
     total: int = 0
-    rules: dict[str, str] = field(default_factory=dict)  # rule id -> passed / failing / not run
+    rules: dict[str, str] = field(default_factory=dict)  # rule id -> results.rule_status
     failures: list[dict] = field(default_factory=list)  # spec records, in run order
     ran_at: float | None = None
     stale: bool = False  # a learner file changed after the oldest of these results
@@ -175,22 +178,12 @@ def statuses(root: Path, katas, warn=None) -> dict[str, KataStatus]:
         specs = entry.get("specs") if isinstance(entry, dict) else None
         if isinstance(specs, dict) and specs:
             records = [r for r in specs.values() if _valid_spec(r)]
-            status.total = len(records)
-            status.passed = sum(r["outcome"] == "passed" for r in records)
-            status.failures = [r for r in records if r["outcome"] in ("failed", "error")]
             complete = bool(entry.get("complete"))
-            for rid in status.rules:
-                mine = [r for r in records if rid in r.get("rules", [])]
-                if any(r["outcome"] in ("failed", "error") for r in mine):
-                    status.rules[rid] = "failing"
-                elif mine and complete and all(r["outcome"] == "passed" for r in mine):
-                    status.rules[rid] = "passed"
-            if status.failures:
-                status.state = FAILING
-            elif complete and status.passed == status.total:
-                status.state = SOLVED
-            else:
-                status.state = PARTIAL
+            summary = results.summarize(records, rule_ids, complete)
+            status.total, status.passed = summary.total, summary.passed
+            status.failures = [r for r in records if results.is_broken(r)]
+            status.rules = summary.rules
+            status.state = summary.status
             ran_at = entry.get("ran_at")
             status.ran_at = ran_at if isinstance(ran_at, (int, float)) else None
             oldest = min(

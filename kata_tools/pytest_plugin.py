@@ -58,13 +58,13 @@ from kata_tools.loader import (
     source_root,
     use_solutions,
 )
+from kata_tools.spec_report import CALL_REPORT  # the contract with the database plugin
 
 _RESULTS = pytest.StashKey[dict]()
 _MODULES = pytest.StashKey[dict]()
 _IMPORT_FAILED = pytest.StashKey[dict]()  # learner file -> its LearnerImportFailed, shown once
 _LEFTOVERS = pytest.StashKey[probes.Leftovers]()
 _EXIT = pytest.StashKey[int]()
-CALL_REPORT = pytest.StashKey[pytest.TestReport]()  # the call phase's report, for teardowns
 
 MAX_LINES = 4  # a default-run failure message, line 3 included, is at most this long
 REFIRE = 0.25  # seconds between interrupts once a spec timed out
@@ -114,6 +114,9 @@ def pytest_configure(config: pytest.Config) -> None:
     lang = config.getoption("lang", None)
     if lang:
         i18n.set_lang(lang)
+    if use_solutions(config) and not (catalog.ROOT / "solutions").is_dir():
+        # a student release (`kata release`) ships no solutions/
+        raise pytest.UsageError(i18n.tool("grading")("release-no-solutions"))
     _guard_ast_parse()
     if (
         threading.current_thread() is threading.main_thread()
