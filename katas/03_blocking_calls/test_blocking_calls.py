@@ -13,6 +13,7 @@ import asyncio
 import gc
 import hashlib
 import inspect
+import itertools
 import json
 import re
 import socket
@@ -284,7 +285,7 @@ async def test_fetch_with_retry_waits_the_backoff_between_attempts(kata, server)
         body = await kata.fetch_with_retry(server.url("/flaky/a?fail=2"), attempts=3, backoff=backoff)
 
     hits = server.hits.get("a", [])
-    gaps = [round(b - a, 3) for a, b in zip(hits, hits[1:])]
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(hits)]
     assert body == {"key": "a", "attempts": 3} and len(hits) == 3, MSG(
         "el4-retry-body", body=body, requests=len(hits)
     )
@@ -295,16 +296,16 @@ async def test_fetch_with_retry_waits_the_backoff_between_attempts(kata, server)
 
 
 @pytest.mark.rule("EL4")
-async def test_fetch_with_retry_backs_off_without_holding_the_loop_or_a_thread(
-    kata, server, monkeypatch
-):
+async def test_fetch_with_retry_backs_off_without_holding_the_loop_or_a_thread(kata, server, monkeypatch):
     """During the backoff the loop keeps ticking, and no thread sleeps on its behalf."""
     spy = spy_on(monkeypatch, kata, time, "sleep")
     backoff = 0.4
     async with TickTimes(interval=0.01) as heart:
         body = await kata.fetch_with_retry(server.url("/flaky/b?fail=1"), attempts=2, backoff=backoff)
 
-    assert body == {"key": "b", "attempts": 2}, MSG("el4-retry-body", body=body, requests=len(server.hits.get("b", [])))
+    assert body == {"key": "b", "attempts": 2}, MSG(
+        "el4-retry-body", body=body, requests=len(server.hits.get("b", []))
+    )
     first, second = server.hits["b"]
     window = second - first  # the backoff, and one answer and one request around it
     ticks, expected = heart.ticks_between(first, second), round(window / 0.01)
@@ -358,9 +359,7 @@ async def sign_up(client: httpx.AsyncClient, username: str) -> httpx.Response:
     lost, error, text = [], None, ""
     with never_awaited(lost):
         try:
-            response = await client.post(
-                "/signup", json={"username": username, "password": PASSWORD}
-            )
+            response = await client.post("/signup", json={"username": username, "password": PASSWORD})
         except Exception as e:  # raised by the app: ASGITransport passes it on
             if isinstance(e, NotImplementedError):
                 raise
@@ -377,7 +376,10 @@ async def sign_up(client: httpx.AsyncClient, username: str) -> httpx.Response:
     if error is TypeError and "object is not callable" in text:
         pytest.fail(MSG("el5-to-thread-given-a-str", error=text), pytrace=False)
     if error is not None:
-        pytest.fail(MSG("el5-crashed", error=f"{error.__name__}: {text.splitlines()[0] if text else ''}"), pytrace=False)
+        pytest.fail(
+            MSG("el5-crashed", error=f"{error.__name__}: {text.splitlines()[0] if text else ''}"),
+            pytrace=False,
+        )
     return response
 
 
@@ -431,9 +433,8 @@ async def test_the_loop_keeps_ticking_while_passwords_are_hashed(kata, monkeypat
     for name, value in list(vars(kata).items()):
         if value is real:
             monkeypatch.setattr(kata, name, timed_pbkdf2)
-    async with app_client(kata) as client:
-        async with heart:
-            responses = await sign_up_all(client, 3)
+    async with app_client(kata) as client, heart:
+        responses = await sign_up_all(client, 3)
 
     statuses = [r.status_code for r in responses]
     assert statuses == [200, 200, 200], MSG("el5-statuses", statuses=statuses)

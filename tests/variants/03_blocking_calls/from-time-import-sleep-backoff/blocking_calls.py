@@ -4,11 +4,11 @@ import asyncio
 import hashlib
 import hmac
 import os
+from time import sleep
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-from time import sleep
 
 BACKOFF = 0.2
 ITERATIONS = 200_000

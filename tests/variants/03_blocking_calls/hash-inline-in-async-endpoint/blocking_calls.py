@@ -4,11 +4,11 @@ import asyncio
 import hashlib
 import hmac
 import os
+from hashlib import pbkdf2_hmac
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-from hashlib import pbkdf2_hmac
 
 BACKOFF = 0.2
 ITERATIONS = 200_000

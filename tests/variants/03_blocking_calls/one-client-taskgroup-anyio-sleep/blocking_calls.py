@@ -24,7 +24,7 @@ async def fetch_json(url: str, client: httpx.AsyncClient | None = None) -> dict:
 
 
 async def fetch_all(urls: list[str]) -> list[dict]:
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=None)) as client:
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=None)) as client:  # noqa: SIM117
         async with asyncio.TaskGroup() as group:  # Python 3.11+
             tasks = [group.create_task(fetch_json(u, client)) for u in urls]
     return [t.result() for t in tasks]

@@ -4,11 +4,11 @@ import asyncio
 import hashlib
 import hmac
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-from concurrent.futures import ProcessPoolExecutor
 
 BACKOFF = 0.2
 ITERATIONS = 200_000

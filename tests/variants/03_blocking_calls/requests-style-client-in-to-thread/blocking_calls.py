@@ -3,17 +3,16 @@
 import asyncio
 import hashlib
 import hmac
+import json
 import os
+import urllib.request
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-import json
-import urllib.request
 
 BACKOFF = 0.2
 ITERATIONS = 200_000
-
 
 
 def _get(url: str) -> dict:

@@ -15,7 +15,6 @@ BACKOFF = 0.2
 ITERATIONS = 200_000
 
 
-
 async def fetch_json(url: str) -> dict:
     response = client.get(url)
     response.raise_for_status()

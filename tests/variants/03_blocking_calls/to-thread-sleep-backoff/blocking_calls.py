@@ -4,11 +4,11 @@ import asyncio
 import hashlib
 import hmac
 import os
+import time
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-import time
 
 BACKOFF = 0.2
 ITERATIONS = 200_000
