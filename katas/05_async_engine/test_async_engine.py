@@ -95,6 +95,8 @@ async def loaded(request):
 
 def import_failure(failure: pytest.fail.Exception) -> tuple[str, str] | None:
     """(where, reason) of the loader's "importing the file raised ..." failure, else None."""
+    if getattr(failure, "kind", None) is not None:  # loader.LearnerImportFailed: read, not parsed
+        return (failure.where or failure.file, failure.error) if failure.kind == "crash" else None
     where, sep, reason = str(failure).partition(": importing the file raised ")
     if not sep:
         return None
