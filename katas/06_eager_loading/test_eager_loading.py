@@ -306,7 +306,7 @@ async def test_get_post_detail_takes_as_many_statements_for_ten_comments_as_for_
 async def test_listing_posts_with_comments_takes_as_many_statements_for_25_posts_as_for_5(
     kata, blog
 ):
-    """No N+1: listing the posts with their comments takes as many statements for 25 as for 5."""
+    """No N+1: listing the posts with their comments takes as many statements for 20-35 as for 5."""
     async def listing():
         posts, sent = await call(blog, kata.list_posts_with_comments, blog.session())
         posts = list(posts or [])
