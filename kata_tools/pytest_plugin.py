@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import gc
 import json
+import re
 import os
 import signal
 import sys
@@ -344,7 +345,8 @@ def render(item: pytest.Item, body: str, verbose: bool | None = None) -> str:
     if verbose is None:
         verbose = item.config.option.verbose > 0
     body = body.strip("\n")
-    head, sep, details = body.partition("\n\n")
+    # pytest indents the lines of an `assert x, msg` message: its blank line may hold spaces.
+    head = re.split(r"\n[ \t]*\n", body, maxsplit=1)[0]
     shown = body if verbose else head
     return shown.rstrip() + "\n" + MSG("spec-line", nodeid=item.nodeid, rules=rule_titles(rules_of(item)))
 
