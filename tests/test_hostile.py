@@ -327,3 +327,35 @@ def _cpu_loop_running(pid: int) -> bool:
     except (OSError, IndexError, ValueError):
         return False
     return second - first >= 20  # clock ticks (1/100 s): most of 0.3 s on CPU
+
+
+def test_two_hundred_leaked_connections_fail_their_spec_and_the_run_still_ends(tmp_path):
+    """The learner opens 200 server connections and keeps them (more than max_connections)."""
+    k04 = catalog.Kata("04_connection_pool")
+    leak = (
+        "_kept = []\n\n\n"
+        "def _leak(engine):\n"
+        "    import psycopg2\n"
+        "    dsn = engine.url.set(drivername='postgresql').render_as_string(hide_password=False)\n"
+        "    for _ in range(200):\n"
+        "        _kept.append(psycopg2.connect(dsn))\n\n\n"
+    )
+
+    def edit(text):
+        text = text.replace("def run_query(engine: Engine, sql: str) -> Any:", leak + "def run_query(engine: Engine, sql: str) -> Any:", 1)
+        return text.replace(
+            "    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
+            "    _leak(engine)\n    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
+            1,
+        )
+
+    source = source_with(tmp_path, k04, edit)
+    run = timed_run(tmp_path, k04, source, "-k",
+                    "twenty_requests_in_a_row_are_served or make_engine_without_options_keeps")
+    specs = by_name(run)
+    leaky = specs.get("test_twenty_requests_in_a_row_are_served_by_one_server_connection")
+    if leaky is None or "database: unavailable" in run.output:
+        pytest.skip("no database on this machine: " + run.output[-300:])
+    assert leaky["outcome"] in ("failed", "error"), run.output[-3000:]
+    assert specs["test_make_engine_without_options_keeps_sqlalchemys_defaults"]["outcome"] == "passed"
+    assert_healthy_end(run, source)
