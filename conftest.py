@@ -1,3 +1,9 @@
-"""Root conftest: loads the kata frame (kata_tools/pytest_plugin.py) and the database (database.py)."""
+"""Root conftest: the two pytest plugins, the kata frame and the database.
 
-pytest_plugins = ["kata_tools.pytest_plugin", "kata_tools.database"]
+kata_tools.pytest_plugin: which code the specs run against, rule tags, teaching failures.
+kata_tools.postgres.plugin: the `database` and `seeded_db` fixtures (contract between the two:
+kata_tools.spec_report).
+kata_tools.fast_exit: the process ends as soon as the report is written (see its docstring).
+"""
+
+pytest_plugins = ["kata_tools.pytest_plugin", "kata_tools.postgres.plugin", "kata_tools.fast_exit"]

@@ -1,6 +1,6 @@
 """Seed data: the same small blog in every test database, so specs can name what they expect.
 
-`install(connection)` creates the tables and rows; kata_tools.database runs it once per test
+`install(connection)` creates the tables and rows; kata_tools.postgres runs it once per test
 session into a template database that every database spec then gets a fresh copy of.
 """
 

@@ -4,13 +4,13 @@ A MissingGreenlet abandons a driver coroutine, and a forgotten `await` abandons 
 made: each warns when it is freed, and under this project's warnings-as-errors setting that
 would error some later, innocent spec. `attempt()` frees them while recording the warnings, so
 the spec that ran the code can say "called without await" or explain the MissingGreenlet.
+The recognition of a coroutine never awaited is shared: `kata_tools.probes.unawaited_in`.
 """
 
 from __future__ import annotations
 
 import gc
 import inspect
-import re
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from sqlalchemy.exc import MissingGreenlet
 
 from kata_tools.catalog import kata_of
 from kata_tools.loader import display
+from kata_tools.probes import unawaited_in
 
 
 @dataclass
@@ -82,9 +83,8 @@ async def attempt(run) -> Attempt:
         if outcome.error:
             gc.collect()  # what the error abandoned goes now, while its warnings are recorded
     outcome.unawaited = returned + [
-        m.group(1)
-        for w in caught
-        if (m := re.search(r"coroutine '([\w.]+)' was never awaited", str(w.message)))
-        and m.group(1).startswith(("AsyncSession.", "AsyncConnection.", "AsyncEngine."))
+        u.name
+        for u in unawaited_in(caught)
+        if u.name.startswith(("AsyncSession.", "AsyncConnection.", "AsyncEngine."))
     ]
     return outcome

@@ -26,6 +26,7 @@ KATAS = ROOT / "katas"
 SOLUTIONS = ROOT / "solutions"
 RULES_FILE = KATAS / "rules.toml"
 MISTAKES = ROOT / "tests" / "mistakes"
+VARIANTS = ROOT / "tests" / "variants"
 
 KATA_DIR = re.compile(r"^(\d\d)_[a-z0-9_]+$")
 
@@ -239,16 +240,27 @@ def katas() -> list[Kata]:
     )
 
 
+def match_kata_name(key: str, names) -> str | None:
+    """The one place a key becomes a kata: the name among `names` that the key means, or None.
+
+    A key is a number ("1", "01"), a folder name ("01_event_loop"), the name without its number
+    ("event_loop"), or a path ending in one of those ("katas/01_event_loop/").
+    """
+    key = str(key).strip().rstrip("/\\").replace("\\", "/").split("/")[-1]
+    for name in names:
+        if key in (name, name[:2], name[3:]) or (key.isdigit() and int(key) == int(name[:2])):
+            return name
+    return None
+
+
 def find_kata(key: str) -> Kata:
     """Find a kata by number ("1", "01") or name ("01_event_loop", "event_loop")."""
-    key = key.strip().rstrip("/").split("/")[-1]
-    for kata in katas():
-        if key in (kata.name, kata.number, kata.name[3:]) or (
-            key.isdigit() and int(key) == int(kata.number)
-        ):
-            return kata
-    known = ", ".join(k.name for k in katas())
-    raise CatalogError(f"no kata {key!r}; the katas are: {known}")
+    known = [k.name for k in katas()]
+    name = match_kata_name(key, known)
+    if name is not None:
+        return Kata(name)
+    key = str(key).strip().rstrip("/").split("/")[-1]
+    raise CatalogError(f"no kata {key!r}; the katas are: {', '.join(known)}")
 
 
 def kata_of(path: Path) -> Kata | None:
@@ -272,4 +284,45 @@ def mistakes(kata: str | None = None) -> list[Mistake]:
                 out.append(Mistake(kata=path.stem, **entry))
             except TypeError as e:
                 raise CatalogError(f"{path.relative_to(ROOT)}: {e}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A learner's solution written independently of the reference, as full learner files in
+    tests/variants/NN_name/<id>/, with the verdict the specs must give it."""
+
+    kata: str
+    id: str
+    expect: str  # "fail": a spec tagged `rule` rejects it; "pass": every spec passes
+    why: str
+    rule: str = ""  # only for expect = "fail"
+
+    @property
+    def path(self) -> Path:
+        return VARIANTS / self.kata / self.id
+
+
+VARIANT_KEYS = {"id", "expect", "rule", "why"}
+
+
+def variants(kata: str | None = None) -> list[Variant]:
+    """The variants of tests/variants/NN_name/variants.toml (of one kata, or all)."""
+    files = [VARIANTS / kata / "variants.toml"] if kata else sorted(VARIANTS.glob("*/variants.toml"))
+    out = []
+    for path in files:
+        if not path.exists():
+            continue
+        for entry in _load_toml(path).get("variant", []):
+            where = f"{path.relative_to(ROOT)}, variant {entry.get('id', '?')!r}"
+            unknown = set(entry) - VARIANT_KEYS
+            if unknown:
+                raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}")
+            if entry.get("expect") not in ("fail", "pass"):
+                raise CatalogError(f"{where}: expect must be \"fail\" or \"pass\"")
+            if entry["expect"] == "fail" and not entry.get("rule"):
+                raise CatalogError(f"{where}: expect = \"fail\" needs the rule a spec must reject")
+            if "id" not in entry or "why" not in entry:
+                raise CatalogError(f"{where}: id and why are required")
+            out.append(Variant(kata=path.parent.name, **entry))
     return out

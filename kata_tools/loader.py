@@ -15,11 +15,25 @@ from types import ModuleType
 
 import pytest
 
+from kata_tools import i18n
 from kata_tools.catalog import ROOT
 
 
 class LearnerNameMissing(AttributeError):
     """A spec asked a learner module for a name the learner has not defined (yet)."""
+
+
+class LearnerImportFailed(pytest.fail.Exception):
+    """The learner's file is missing, has a syntax error or crashed at import.
+
+    A pytest failure (pytrace=False) whose text is the teaching message; `file` is the file as
+    the learner types it, `where` its file:line ("" if unknown), `error` the error in one line
+    ("RuntimeError: boom"), `kind` one of "missing", "syntax", "crash". Specs that import files
+    themselves read these attributes instead of parsing the (translated) text."""
+
+    def __init__(self, msg: str, *, file: str, where: str = "", error: str = "", kind: str = ""):
+        super().__init__(msg, pytrace=False)
+        self.file, self.where, self.error, self.kind = file, where, error, kind
 
 
 def display(path: Path) -> str:
@@ -39,22 +53,20 @@ def _missing_name_hook(module: ModuleType, shown: str):
     def __getattr__(name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise LearnerNameMissing(
-            f"{shown} defines no {name!r}: the specs call it. Define it there "
-            f"(the kata's README says what it must do)."
-        )
+        raise LearnerNameMissing(i18n.tool("plugin")("name-missing", file=shown, name=name))
 
     return __getattr__
 
 
 def import_file(path: Path, name: str) -> ModuleType:
-    """Execute the file as a fresh module; turn any failure into one clear test failure."""
+    """Execute the file as a fresh module; turn any failure into one clear test failure.
+
+    Raises LearnerImportFailed (a pytest failure) when the file is missing, does not parse, or
+    raises anything at import, SystemExit included (a learner's `exit()` or `sys.exit()`)."""
     shown = display(path)
+    msg = i18n.tool("plugin")
     if not path.is_file():
-        pytest.fail(
-            f"{shown} is missing. Restore it (`kata reset`, or `git checkout -- {shown}`).",
-            pytrace=False,
-        )
+        raise LearnerImportFailed(msg("file-missing", file=shown), file=shown, kind="missing")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pydantic and pickle look modules up by name
@@ -62,20 +74,24 @@ def import_file(path: Path, name: str) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         sys.modules.pop(name, None)
-        pytest.fail(
-            f"{shown}:{e.lineno}: SyntaxError: {e.msg}. "
-            f"Fix it: no spec of this kata can run until the file imports.",
-            pytrace=False,
-        )
-    except Exception as e:  # the learner's module crashed at import time
+        where = f"{shown}:{e.lineno}"
+        raise LearnerImportFailed(
+            msg("syntax-error", where=where, error=e.msg), file=shown, where=where,
+            error=f"SyntaxError: {e.msg}", kind="syntax",
+        ) from None
+    except (KeyboardInterrupt, GeneratorExit):
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as e:  # the learner's module crashed at import time (SystemExit too)
         sys.modules.pop(name, None)
         frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path]
-        line = f":{frames[-1].lineno}" if frames else ""
-        pytest.fail(
-            f"{shown}{line}: importing the file raised {type(e).__name__}: {e}. "
-            f"A learner module should only define things; fix the error so the specs can run.",
-            pytrace=False,
-        )
+        where = f"{shown}:{frames[-1].lineno}" if frames else shown
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        error = f"{type(e).__name__}: {text}" if text else type(e).__name__
+        raise LearnerImportFailed(
+            msg("import-crash", where=where, error=error), file=shown,
+            where=where if frames else "", error=error, kind="crash",
+        ) from None
     module.__getattr__ = _missing_name_hook(module, shown)
     return module
 

@@ -1,28 +1,27 @@
 """The pristine tree's fingerprint: what `kata grade` checks for tampering and `kata reset` restores.
 
-`kata_tools/manifest.json` is committed, made from the pristine course tree by
+`kata_tools/manifest.json` is made from the pristine course tree by
 
-    python -m kata_tools.manifest --write     # also rewrites .github/classroom/autograding.json
+    python -m kata_tools.manifest --write
     python -m kata_tools.manifest --check     # lists what differs from it; exit 1 if anything
 
-Run `--write` after changing anything it covers (the project's tests fail while it is stale):
+and again by `kata release DIR` for the student release (a derived file: see docs/grading.md).
 
-- `protected`: the sha256 of every file a learner must not edit, because it could change a grade:
-  everything under `katas/` except the learner files and READMEs (the specs, any conftest, helper
-  files, `katas/rules.toml`), the root `conftest.py`, `grading.toml`, `kata_tools/` (tooling and
-  plugin), `kata_blog/` (the domain the specs import), the CI templates under `.github/`, and the
-  `[tool.pytest]` tables of `pyproject.toml` (hashed as parsed data, so the rest of the file, such
-  as dependencies, may change).
-- `katas`: per kata, its learner files (those `solutions/NN_name/` mirrors) with their pristine
-  text, so `kata reset` works without git and the tamper check knows the learner files even if
-  solutions/ was edited.
+- `protected`: the sha256 of every file that can change a grade: everything under `katas/`
+  except the learner files (each kata.toml's `files`) and the READMEs, everything under
+  `kata_tools/` and `kata_blog/`, the root `conftest.py` and `grading.toml`, and the tables of
+  `pyproject.toml` that can load code (hashed as parsed data: [build-system], [project] but its
+  descriptive keys, and every [tool] table but formatters' and linters').
+- `katas`: per kata, its learner files with their pristine text, so `kata reset` works without
+  git and the tamper check knows the learner files.
 
-The check reports three kinds of change, by file: `modified` and `deleted` protected files, and
-`added` files that pytest or Python would pick up: any conftest.py, test file, `.py` module,
-`.pth` or pytest/tox/setup config under `katas/`, `kata_tools/` or `kata_blog/` (a module added beside
-the specs can shadow a library the specs import), and at the top level any `.py`, `.pth`,
-`pytest.ini`, `.pytest.ini`, `pytest.toml`, `.pytest.toml`, `tox.ini`, `setup.cfg`, or a package
-`X/__init__.py`. Hashes are taken with CRLF read as LF, so a Windows checkout is not "modified".
+The check is an allow list. Under katas/, kata_tools/ and kata_blog/ every file that is neither
+protected, nor a learner file, nor a kata README is reported `added`, whatever its suffix (.pyc,
+.so, .pth, data files); only __pycache__ folders are skipped (the grader never reads them: its
+bytecode goes to a private folder) and a few desktop files (.DS_Store, Thumbs.db). At the top
+level, files Python or pytest would pick up: `.py`, `.pth`, `.pyc`, `.so`, `.pyd`, pytest/tox/
+setup configs, and a package `X/__init__.py`. Protected files are `modified` or `deleted`.
+Hashes are taken with CRLF read as LF, so a Windows checkout is not "modified".
 """
 
 from __future__ import annotations
@@ -39,17 +38,18 @@ from kata_tools.catalog import tomllib
 
 MANIFEST_FILE = "kata_tools/manifest.json"
 WRITE_COMMAND = "python -m kata_tools.manifest --write"
-PYTEST_CONFIG = "pyproject.toml [tool.pytest]"
-FORMAT = 1
+PYTEST_CONFIG = "pyproject.toml (tables that can load code)"
+FORMAT = 2
 
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+SKIP_DIRS = {"__pycache__"}
+HARMLESS = {".DS_Store", "Thumbs.db", "desktop.ini"}
 PROTECTED_DIRS = ("katas", "kata_tools", "kata_blog")
-PROTECTED_FILES = (
-    "conftest.py",
-    "grading.toml",
-    ".github/workflows/grade.yml",
-    ".github/classroom/autograding.json",
-)
+PROTECTED_FILES = ("conftest.py", "grading.toml")
+KATA_PROSE = {"README.md", "README.ko.md"}
+# pyproject.toml keys that load no code: a learner may change them.
+PROJECT_PROSE = {"version", "description", "readme", "authors", "maintainers", "keywords",
+                 "classifiers", "urls", "license", "license-files"}
+TOOL_PROSE = {"black", "ruff", "isort", "mypy", "pyright", "pylint", "codespell", "bumpversion"}
 CONFIG_NAMES = {
     "conftest.py",
     "pytest.ini",
@@ -62,7 +62,7 @@ CONFIG_NAMES = {
     "sitecustomize.py",
     "usercustomize.py",
 }
-PICKED_UP_SUFFIXES = {".py", ".pth", ".ini", ".cfg", ".toml"}
+TOP_LEVEL_SUFFIXES = {".py", ".pth", ".pyc", ".so", ".pyd"}
 
 
 class ManifestError(Exception):
@@ -76,11 +76,21 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def code_tables(data: dict) -> dict:
+    """The parts of a parsed pyproject.toml that can load code (see the module docstring)."""
+    out = {k: v for k, v in data.items() if k not in ("project", "tool")}
+    project = data.get("project", {})
+    out["project"] = {k: v for k, v in project.items() if k not in PROJECT_PROSE} if isinstance(project, dict) else project
+    tool = data.get("tool", {})
+    out["tool"] = {k: v for k, v in tool.items() if k not in TOOL_PROSE} if isinstance(tool, dict) else tool
+    return out
+
+
 def pytest_config_hash(root: Path) -> str:
-    """sha256 of pyproject.toml's [tool.pytest] tables, as data; "unreadable" if it cannot be read."""
+    """sha256 of pyproject.toml's tables that can load code, as data; "unreadable" if unreadable."""
     try:
         with (root / "pyproject.toml").open("rb") as f:
-            table = tomllib.load(f).get("tool", {}).get("pytest", {})
+            table = code_tables(tomllib.load(f))
     except (OSError, tomllib.TOMLDecodeError):
         return "unreadable"
     text = json.dumps(table, sort_keys=True, separators=(",", ":"), default=str)
@@ -91,10 +101,12 @@ def _walk(folder: Path):
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):
-        if path.is_dir():
-            if path.name not in SKIP_DIRS and not path.name.startswith("."):
+        if path.is_symlink():
+            yield path  # never followed; reported as whatever it claims to be
+        elif path.is_dir():
+            if path.name not in SKIP_DIRS:
                 yield from _walk(path)
-        elif path.suffix not in (".pyc", ".pyo"):
+        elif path.name not in HARMLESS:
             yield path
 
 
@@ -103,14 +115,12 @@ def _rel(root: Path, path: Path) -> str:
 
 
 def learner_files_of(root: Path) -> dict[str, list[str]]:
-    """{kata: [learner file paths relative to the kata folder]}, from solutions/ of `root`."""
+    """{kata: [learner file paths relative to the kata folder]}, from each kata.toml of `root`."""
     out = {}
     for kata_dir in sorted((root / "katas").iterdir()) if (root / "katas").is_dir() else []:
-        if kata_dir.is_dir() and catalog.KATA_DIR.match(kata_dir.name):
-            solution = root / "solutions" / kata_dir.name
-            out[kata_dir.name] = sorted(
-                _rel(solution, p) for p in _walk(solution) if p.suffix == ".py"
-            )
+        decl = kata_dir / "kata.toml"
+        if kata_dir.is_dir() and catalog.KATA_DIR.match(kata_dir.name) and decl.is_file():
+            out[kata_dir.name] = sorted(catalog._declaration(decl.resolve()).files)
     return out
 
 
@@ -124,9 +134,9 @@ def protected_files(root: Path, learner: dict[str, list[str]]) -> list[str]:
     for top in PROTECTED_DIRS:
         for path in _walk(root / top):
             rel = _rel(root, path)
-            if rel == MANIFEST_FILE or _is_learner_file(rel, learner):
+            if rel == MANIFEST_FILE or _is_learner_file(rel, learner) or path.is_symlink():
                 continue
-            if top == "katas" and path.name == "README.md":
+            if top == "katas" and path.name in KATA_PROSE and path.parent.parent.name == "katas":
                 continue  # prose: a learner's notes in a README change no grade
             out.append(rel)
     out += [rel for rel in PROTECTED_FILES if (root / rel).is_file()]
@@ -200,14 +210,13 @@ def affected(rel: str, all_katas: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _picked_up(root: Path) -> list[str]:
-    """Files of the tree that pytest or Python would load (see the module docstring)."""
+    """Files of the tree that can change a grade (see the module docstring): the allow list."""
     found = []
     for top in PROTECTED_DIRS:
         for path in _walk(root / top):
-            if path.suffix in PICKED_UP_SUFFIXES or path.name in CONFIG_NAMES:
-                found.append(_rel(root, path))
+            found.append(_rel(root, path))
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if path.is_file() and (path.suffix in (".py", ".pth") or path.name in CONFIG_NAMES):
+        if path.is_file() and (path.suffix in TOP_LEVEL_SUFFIXES or path.name in CONFIG_NAMES):
             if path.name != "pyproject.toml":
                 found.append(path.name)
         elif path.is_dir() and not path.name.startswith(".") and path.name not in PROTECTED_DIRS:
@@ -230,12 +239,16 @@ def check(root: Path | None = None, manifest: dict | None = None) -> list[Change
                 changes.append(Change(rel, "modified", all_katas))
             continue
         path = root / rel
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():
             changes.append(Change(rel, "deleted", affected(rel, all_katas)))
         elif file_hash(path) != expected:
             changes.append(Change(rel, "modified", affected(rel, all_katas)))
     for rel in _picked_up(root):
-        if rel not in pristine and not _is_learner_file(rel, learner) and rel != MANIFEST_FILE:
+        parts = rel.split("/")
+        prose = len(parts) == 3 and parts[0] == "katas" and parts[2] in KATA_PROSE
+        if rel in pristine or rel == MANIFEST_FILE or prose:
+            continue
+        if not _is_learner_file(rel, learner) or (root / rel).is_symlink():
             changes.append(Change(rel, "added", affected(rel, all_katas)))
     return changes
 
@@ -283,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument(
         "--write",
         action="store_true",
-        help="rewrite the manifest (and the Classroom config) from this tree",
+        help="rewrite the manifest from this tree",
     )
     action.add_argument(
         "--check", action="store_true", help="list files that differ from the manifest"
@@ -298,13 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     root = (args.root or catalog.ROOT).resolve()
     try:
         if args.write:
-            from kata_tools import grading  # the Classroom config is hashed too: write it first
-
-            classroom = grading.write_classroom_config(root)
             path = write(root)
-            print(
-                f"wrote {path.relative_to(root).as_posix()} and {classroom.relative_to(root).as_posix()}"
-            )
+            print(f"wrote {path.relative_to(root).as_posix()} (digest {digest(load(root))})")
             return 0
         if args.stale:
             diffs = stale(root)

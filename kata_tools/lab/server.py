@@ -198,13 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kata_tools.lab.server")
     parser.add_argument("--fd", type=int, required=True, help="listening socket passed by the lab")
     parser.add_argument("--parent", type=int, required=True, help="the lab's pid")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     args = parser.parse_args(argv)
     threading.Thread(target=_exit_when_orphaned, args=(args.parent,), daemon=True).start()
     sock = socket.socket(fileno=args.fd)  # family and type are read from the descriptor
     config = uvicorn.Config(
         build_app(os.environ[URL_VARIABLE]),
-        loop="asyncio",
-        http="h11",
+        loop=args.loop,  # the lab resolved "auto" to what this platform has (run.resolve_engine)
+        http=args.http,
         lifespan="on",
         log_level="warning",
         access_log=False,

@@ -5,7 +5,7 @@ with the app's lifespan running around it as a real server runs it. The specs sw
 and cached_report for stand-ins that record how many calls were in flight at once and on which
 thread. A stand-in holds each call until the expected number are in, or the pool is full (or,
 for a wrong solution, nobody new has arrived for a while), so the counts are exact on a busy
-machine: no stopwatch decides.
+machine: no stopwatch decides. Failure messages: messages.toml.
 """
 
 import asyncio
@@ -18,9 +18,11 @@ import anyio.to_thread
 import httpx
 import pytest
 
+from kata_tools.i18n import catalog
 from kata_tools.probes import Heartbeat, InFlight, loop_running_here
 
 pytestmark = pytest.mark.asyncio
+MSG = catalog(__file__)
 
 DEFAULT_LIMIT = 40  # anyio's default thread limiter: 40 tokens per event loop
 # A held call is let go once no new call has arrived for this long. Only a wrong solution ever
@@ -174,10 +176,21 @@ def bad_bodies(responses) -> list:
     ]
 
 
-async def send_held(kata, monkeypatch, path: str, n: int, target: int, thread_limit=None, app=None):
+async def send_held(
+    kata,
+    monkeypatch,
+    path: str,
+    n: int,
+    target: int,
+    thread_limit=None,
+    app=None,
+    on_full=None,
+    after_start=None,
+):
     """n requests at once to GET {path}/{i}, through the app's lifespan; the stand-in of the
     endpoint's call (legacy_report for /reports, cached_report for /cached) holds each call at a
-    gate. Returns the probe of those calls."""
+    gate. Returns the probe of those calls. `on_full(client)` is awaited once FastAPI's pool is
+    full, before the held calls are let go (a spec reads the server's state under load there)."""
     blocking = path == "/reports"
     probe = Probe()
     with Gate(probe, target, QUIET_THREADS if blocking else QUIET_LOOP) as gate:
@@ -186,18 +199,19 @@ async def send_held(kata, monkeypatch, path: str, n: int, target: int, thread_li
         else:
             monkeypatch.setattr(kata, "cached_report", cached_stand_in(probe, gate))
         app = app if app is not None else kata.create_app(thread_limit=thread_limit)
-        async with serve(app) as client, opened_once_the_pool_is_full(gate, probe, n):
-            responses = await get_all(client, [f"{path}/{i}" for i in range(n)])
-    call, rule = ("legacy_report", "TP1") if blocking else ("await cached_report", "TP4")
-    assert not bad_bodies(responses), (
-        f"GET {path}/{{id}} answered {bad_bodies(responses)[:2]}; it must return what "
-        f"{call}(report_id) returns ({rule})."
-    )
+        async with serve(app) as client:
+            if after_start is not None:
+                after_start()
+            when_full = (lambda: on_full(client)) if on_full else None
+            async with opened_once_the_pool_is_full(gate, probe, n, when_full):
+                responses = await get_all(client, [f"{path}/{i}" for i in range(n)])
+    call = "legacy_report" if blocking else "await cached_report"
+    assert not bad_bodies(responses), MSG("bad-body", path=path, answers=bad_bodies(responses)[:2], call=call)
     return probe
 
 
 @asynccontextmanager
-async def opened_once_the_pool_is_full(gate: Gate, probe: Probe, n: int):
+async def opened_once_the_pool_is_full(gate: Gate, probe: Probe, n: int, on_full=None):
     """Opens the gate as soon as FastAPI's pool is provably full: every token of the default
     limiter held by a call inside the stand-in, and every other request queued for a token.
 
@@ -211,6 +225,8 @@ async def opened_once_the_pool_is_full(gate: Gate, probe: Probe, n: int):
             stats = limiter.statistics()
             full = stats.borrowed_tokens == stats.total_tokens == probe.current
             if full and probe.current + stats.tasks_waiting == n:
+                if on_full is not None:
+                    await on_full()
                 gate.open()
                 return
             await asyncio.sleep(0.005)
@@ -223,33 +239,29 @@ async def opened_once_the_pool_is_full(gate: Gate, probe: Probe, n: int):
         await asyncio.gather(watcher, return_exceptions=True)
 
 
-async def read_limit(client: httpx.AsyncClient, rule: str) -> object:
+async def read_limit(client: httpx.AsyncClient) -> object:
     try:
         response = await client.get("/thread-limit")
     except RuntimeError as e:
         if isinstance(e, NotImplementedError):
             raise
-        pytest.fail(  # anyio's NoEventLoopError: no event loop runs in the calling thread
-            f"GET /thread-limit raised {type(e).__name__} (no running event loop). The limiter "
-            f"belongs to the running event loop, and a def endpoint runs on a worker thread where "
-            f"no loop runs: read it in an async def endpoint ({rule}).",
-            pytrace=False,
-        )
-    assert response.status_code == 200, (
-        f"GET /thread-limit answered {response.status_code} {response.text[:80]}; "
-        f"it must answer 200 with {{\"limit\": <total_tokens>}} ({rule})."
+        # anyio's NoEventLoopError: no event loop runs in the calling thread
+        pytest.fail(MSG("limit-no-loop", error=type(e).__name__), pytrace=False)
+    assert response.status_code == 200, MSG(
+        "limit-status", status=response.status_code, text=response.text[:80]
     )
     body = json_or_none(response)
     return body.get("limit") if isinstance(body, dict) else body
 
 
-def not_in_the_pool(probe: Probe) -> str:
-    if any(probe.on_loop):
-        return (
-            "legacy_report ran on the event loop's thread, one request at a time: declare "
-            "GET /reports/{report_id} with plain `def` so FastAPI runs it in its thread pool (TP1)."
-        )
-    return ""
+def on_the_loop(probe: Probe) -> bool:
+    """legacy_report ran on the event loop's thread (an async def endpoint calling it)."""
+    return any(probe.on_loop)
+
+
+def fail_if_on_the_loop(probe: Probe, n: int) -> None:
+    if on_the_loop(probe):
+        pytest.fail(MSG("on-the-loop", n=n, peak=probe.peak), pytrace=False)
 
 
 # --- TP1: def endpoints run in the thread pool ---------------------------------------------------
@@ -264,28 +276,22 @@ async def test_a_def_endpoint_runs_its_blocking_call_on_a_worker_thread(kata, mo
         response = await client.get("/reports/7")
 
     answer = json_or_none(response)
-    assert response.status_code == 200 and answer == {"report": 7, "source": "stand-in"}, (
-        f"GET /reports/7 answered {response.status_code} {response.text[:80]}; it must return "
-        f"what legacy_report(7) returns (TP1)."
+    assert response.status_code == 200 and answer == {"report": 7, "source": "stand-in"}, MSG(
+        "tp1-answer", status=response.status_code, text=response.text[:80]
     )
     loop_thread = threading.get_ident()
-    assert probe.calls == 1 and loop_thread not in probe.threads and not any(probe.on_loop), (
-        "GET /reports/7 ran the blocking legacy_report on the event loop's thread, where it "
-        "stalls every other request. Declare the endpoint with plain `def`: FastAPI then runs it "
-        "on a worker thread of its pool (TP1)."
+    assert probe.calls == 1 and loop_thread not in probe.threads and not any(probe.on_loop), MSG(
+        "tp1-on-loop"
     )
 
 
 @pytest.mark.rule("TP1")
-async def test_ten_blocking_requests_to_a_def_endpoint_are_in_flight_at_once(kata, monkeypatch):
+async def test_ten_blocking_requests_to_a_def_endpoint_run_at_once(kata, monkeypatch):
     """Ten requests to a blocking def endpoint run at the same time, each on its own thread."""
     probe = await send_held(kata, monkeypatch, "/reports", n=10, target=10)
 
-    assert probe.peak == 10, (
-        f"10 requests to GET /reports/{{id}} ran at most {probe.peak} at a time on "
-        f"{len(probe.threads)} thread(s); in the thread pool all 10 block at once on 10 worker "
-        f"threads. Make the endpoint a plain `def` (TP1)."
-    )
+    fail_if_on_the_loop(probe, 10)
+    assert probe.peak == 10, MSG("tp1-capped", peak=probe.peak, threads=len(probe.threads), n=10)
 
 
 @pytest.mark.rule("TP1")
@@ -301,45 +307,28 @@ async def test_the_loop_keeps_running_while_def_endpoints_block(kata, monkeypatc
         return {"report": report_id, "source": "stand-in"}
 
     monkeypatch.setattr(kata, "legacy_report", legacy_report)
-    async with serve(kata.create_app()) as client:
-        async with heart:
-            await get_all(client, [f"/reports/{i}" for i in range(2)])
+    async with serve(kata.create_app()) as client, heart:
+        await get_all(client, [f"/reports/{i}" for i in range(2)])
 
     # Exact when blocked: the heartbeat cannot tick while the loop's thread is inside the call.
     # When free it ticks every 10 ms, about 20 times per call (a stopwatch limit on the longest
     # gap was not safe here: 0.09 s gaps with the loop free on a heavily loaded machine).
     frozen = ticks_during.count(0)
-    assert len(ticks_during) == 2 and not frozen, (
-        f"While {frozen} of 2 requests to GET /reports/{{id}} blocked for 0.2 s, a heartbeat task "
-        f"on the event loop never ticked: the loop stood still for up to {heart.max_gap:.2f} s, "
-        f"and every other request with it. A blocking call belongs in a plain `def` endpoint, "
-        f"which FastAPI runs off the loop (TP1)."
-    )
+    assert len(ticks_during) == 2 and not frozen, MSG("tp1-frozen", frozen=frozen, gap=heart.max_gap)
 
 
 # --- TP2: 40 threads, request 41 waits ------------------------------------------------------------
 
 
 @pytest.mark.rule("TP2")
-async def test_fifty_blocking_requests_have_forty_in_flight_and_the_rest_wait(kata, monkeypatch):
+async def test_fifty_blocking_requests_run_forty_at_once_and_the_rest_wait(kata, monkeypatch):
     """With the default limit, 50 blocking requests run 40 at a time: request 41 waits."""
     probe = await send_held(kata, monkeypatch, "/reports", n=50, target=DEFAULT_LIMIT + 1)
 
-    assert probe.calls == 50, f"Only {probe.calls} of 50 requests reached legacy_report (TP2)."
-    assert probe.peak <= DEFAULT_LIMIT, (
-        f"{probe.peak} of 50 blocking requests ran at once; the default pool has "
-        f"{DEFAULT_LIMIT} threads, so request 41 must wait for one to come free. Leave the "
-        f"thread limit at its default unless create_app is given one (TP2)."
-    )
-    assert probe.peak == DEFAULT_LIMIT, (
-        f"At most {probe.peak} of 50 blocking requests ran at once; FastAPI's pool "
-        f"runs {DEFAULT_LIMIT} at a time. "
-        + (
-            not_in_the_pool(probe)
-            or "Run the call through FastAPI's own pool (a plain `def` endpoint), not "
-            "asyncio.to_thread or an executor of your own (TP2)."
-        )
-    )
+    assert probe.calls == 50, MSG("tp2-calls", calls=probe.calls)
+    assert probe.peak <= DEFAULT_LIMIT, MSG("tp2-too-many", peak=probe.peak)
+    fail_if_on_the_loop(probe, 50)
+    assert probe.peak == DEFAULT_LIMIT, MSG("tp2-capped", peak=probe.peak)
 
 
 # --- TP3: the limit, read and changed at run time -------------------------------------------------
@@ -349,25 +338,52 @@ async def test_fifty_blocking_requests_have_forty_in_flight_and_the_rest_wait(ka
 async def test_the_thread_limit_reads_forty_by_default(kata):
     """GET /thread-limit reports the running server's limit: 40 by default."""
     async with serve(kata.create_app()) as client:
-        limit = await read_limit(client, "TP3")
+        limit = await read_limit(client)
 
-    assert limit == DEFAULT_LIMIT, (
-        f"GET /thread-limit said {limit!r}; the default limit is {DEFAULT_LIMIT}. Read "
-        f"anyio.to_thread.current_default_thread_limiter().total_tokens in the endpoint (TP3)."
-    )
+    assert limit == DEFAULT_LIMIT, MSG("tp3-default", limit=limit)
 
 
 @pytest.mark.rule("TP3")
 async def test_the_thread_limit_reads_what_create_app_was_given(kata):
     """create_app(thread_limit=7) serves with a limit of 7, and GET /thread-limit says so."""
     async with serve(kata.create_app(thread_limit=7)) as client:
-        limit = await read_limit(client, "TP3")
+        limit = await read_limit(client)
 
-    assert limit == 7, (
-        f"create_app(thread_limit=7) served with a thread limit of {limit!r}. Set "
-        f"current_default_thread_limiter().total_tokens in the app's lifespan, which runs on "
-        f"the serving loop before the first request (TP3)."
+    assert limit == 7, MSG("tp3-given", limit=limit)
+
+
+@pytest.mark.rule("TP3")
+async def test_the_thread_limit_reads_the_value_set_at_run_time_even_under_load(kata, monkeypatch):
+    """GET /thread-limit reads the live limit: after it is changed at run time, and while every
+    thread of the pool is busy (an idle server, or the value create_app was given, can hide a
+    wrong reading)."""
+    # This test runs in the serving loop (ASGITransport), so it can change the server's limiter.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    async with serve(kata.create_app()) as client:
+        limiter.total_tokens = 13
+        idle = await read_limit(client)
+    assert idle == 13, MSG("tp3-runtime", limit=idle, set=13)
+
+    readings = []
+
+    async def read_while_full(client):
+        readings.append(await read_limit(client))
+
+    def change_the_limit():  # after the app's start-up, as an admin would at run time
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 17
+
+    probe = await send_held(
+        kata,
+        monkeypatch,
+        "/reports",
+        n=25,
+        target=26,
+        on_full=read_while_full,
+        after_start=change_the_limit,
     )
+    fail_if_on_the_loop(probe, 25)
+    assert readings, MSG("tp3-never-full", peak=probe.peak, set=17)
+    assert readings[0] == 17, MSG("tp3-under-load", limit=readings[0], set=17, busy=probe.peak)
 
 
 @pytest.mark.rule("TP3")
@@ -375,15 +391,8 @@ async def test_a_thread_limit_of_five_runs_five_blocking_requests_at_once(kata, 
     """With create_app(thread_limit=5), 20 blocking requests run at most 5 at a time."""
     probe = await send_held(kata, monkeypatch, "/reports", n=20, target=6, thread_limit=5)
 
-    assert probe.peak == 5, (
-        f"With create_app(thread_limit=5), up to {probe.peak} of 20 blocking requests ran at "
-        f"once, not 5. "
-        + (
-            not_in_the_pool(probe)
-            or "Change the pool FastAPI uses: set total_tokens of anyio's default thread "
-            "limiter in the lifespan; a new CapacityLimiter of your own limits nothing (TP3)."
-        )
-    )
+    fail_if_on_the_loop(probe, 20)
+    assert probe.peak == 5, MSG("tp3-five", peak=probe.peak)
 
 
 @pytest.mark.rule("TP3")
@@ -396,24 +405,12 @@ async def test_the_thread_limit_holds_on_the_loop_that_serves_the_app(kata, monk
     except RuntimeError as e:
         if isinstance(e, NotImplementedError):
             raise
-        pytest.fail(  # anyio's NoEventLoopError: no event loop runs in the calling thread
-            f"create_app(thread_limit=5) raised {type(e).__name__} when called with no event "
-            f"loop running: it touched the thread limiter, which exists only inside a running "
-            f"loop. Set the limit in the app's lifespan, which runs on the loop that serves the "
-            f"app (TP3).",
-            pytrace=False,
-        )
+        # anyio's NoEventLoopError: no event loop runs in the calling thread
+        pytest.fail(MSG("tp3-no-loop-at-build", error=type(e).__name__), pytrace=False)
     probe = await send_held(kata, monkeypatch, "/reports", n=12, target=6, app=app)
 
-    assert probe.peak == 5, (
-        f"An app built by create_app(thread_limit=5) before the server's loop started ran "
-        f"{probe.peak} blocking requests at once, not 5. "
-        + (
-            not_in_the_pool(probe)
-            or "Each event loop has its own limiter, starting at 40: set the limit in the "
-            "lifespan, on the loop that serves (TP3)."
-        )
-    )
+    fail_if_on_the_loop(probe, 12)
+    assert probe.peak == 5, MSG("tp3-built-early", peak=probe.peak)
 
 
 # --- TP4: async def endpoints run on the loop -----------------------------------------------------
@@ -426,15 +423,8 @@ async def test_an_async_endpoint_runs_on_the_event_loop_thread(kata, monkeypatch
 
     loop_thread = threading.get_ident()
     others = probe.threads - {loop_thread}
-    assert not others, (
-        f"cached_report ran on {len(others)} thread(s) other than the event loop's. An async "
-        f"def endpoint is awaited directly on the loop's thread: declare it `async def` and "
-        f"`await cached_report(...)`; no thread, no asyncio.run (TP4)."
-    )
-    assert probe.peak == 10, (
-        f"10 requests to GET /cached/{{id}} had at most {probe.peak} in flight; on the loop "
-        f"they all wait at once. Await cached_report instead of blocking on it (TP4)."
-    )
+    assert not others, MSG("tp4-threads", threads=len(others))
+    assert probe.peak == 10, MSG("tp4-peak", peak=probe.peak)
 
 
 # --- TP5: threads are bounded, coroutines are cheap -----------------------------------------------
@@ -446,26 +436,17 @@ async def test_a_hundred_blocking_requests_share_at_most_forty_threads(kata, mon
     probe = await send_held(kata, monkeypatch, "/reports", n=100, target=DEFAULT_LIMIT + 1)
 
     threads = len(probe.workers - {threading.current_thread()})
-    assert threads <= DEFAULT_LIMIT and probe.peak <= DEFAULT_LIMIT, (
-        f"100 blocking requests ran on {threads} threads, {probe.peak} at once. Threads cost "
-        f"memory and the pool reuses at most {DEFAULT_LIMIT}; do not start a thread per request "
-        f"or raise the limit to match the load (TP5)."
+    assert threads <= DEFAULT_LIMIT and probe.peak <= DEFAULT_LIMIT, MSG(
+        "tp5-threads", threads=threads, peak=probe.peak
     )
-    assert threads >= 2, (
-        f"100 blocking requests all ran on one thread. "
-        + (not_in_the_pool(probe) or "Let FastAPI's pool run them (a plain `def` endpoint) (TP5).")
-    )
+    fail_if_on_the_loop(probe, 100)
+    assert threads >= 2, MSG("tp5-one-thread")
 
 
 @pytest.mark.rule("TP5")
 async def test_five_hundred_async_requests_wait_at_once_on_one_thread(kata, monkeypatch):
-    """500 requests to an async def endpoint are all in flight at once, all on the loop's thread."""
+    """500 requests to an async def endpoint are all waiting at once, all on the loop's thread."""
     probe = await send_held(kata, monkeypatch, "/cached", n=500, target=500)
 
     threads = len(probe.workers)
-    assert probe.peak == 500 and threads == 1, (
-        f"500 requests to GET /cached/{{id}} had at most {probe.peak} in flight, on {threads} "
-        f"thread(s). A waiting coroutine costs almost nothing, so one loop thread holds all 500; "
-        f"a request that waits on a worker thread holds one of only {DEFAULT_LIMIT}. Make it "
-        f"`async def` and await cached_report (TP5)."
-    )
+    assert probe.peak == 500 and threads == 1, MSG("tp5-async", peak=probe.peak, threads=threads)

@@ -9,7 +9,9 @@ reaches the spec as it was raised, where a real server would answer 500 (one spe
 """
 
 import asyncio
+import random
 import socket
+import string
 import threading
 import traceback
 import warnings
@@ -28,12 +30,23 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from kata_blog import seed
 from kata_blog.database import get_async_db
+from kata_tools.i18n import catalog
 
 pytestmark = pytest.mark.asyncio
+MSG = catalog(__file__)
 
 ANSWER_WITHIN = 5.0  # seconds a request may take before the spec calls it hung
-MISSING = 999  # no post has this id
-UPDATE = {"title": "Event loops, revised", "content": "Still one thread, still many waits."}
+
+
+def missing_id() -> int:
+    """An id no post has (varied, so no answer can be written for one number)."""
+    return random.randint(max(seed.POSTS) + 100, 99_999)
+
+
+def new_update() -> dict:
+    """A PostCreate body of its own for this run."""
+    tail = "".join(random.choices(string.ascii_lowercase, k=6))
+    return {"title": f"Revised {tail}", "content": f"Still one thread, {tail} waits."}
 
 
 @pytest.fixture
@@ -95,34 +108,31 @@ class Answer:
         """One sentence a learner can act on: what the request gave, with figures."""
         said = self._what_happened()
         if self.never_awaited:
-            said += f" (and Python warned: {self.never_awaited[0]})"
+            said += MSG("did-warn", warning=self.never_awaited[0])
         return said
 
     def _what_happened(self) -> str:
         error = self.error
         if error is None:
             body = str(self.body)
-            return f"{self.request} answered {self.status}: {body[:160]}{'...' if len(body) > 160 else ''}"
+            body = body[:160] + ("..." if len(body) > 160 else "")
+            return MSG("did-answer", request=self.request, status=self.status, body=body)
         if self.failed_on_a_lazy_load:
-            return (
-                f"{self.request} failed with MissingGreenlet: reading post.comments or post.tags "
-                f"needed a lazy load, which async code cannot run; a client gets 500"
-            )
+            return MSG("did-lazy-load", request=self.request)
         first_line = (str(error).strip().splitlines() or [""])[0][:160]
         if isinstance(error, NotImplementedError):
-            return f"{self.request} is not written yet: it raises NotImplementedError({first_line})"
+            return MSG("did-todo", request=self.request, text=first_line)
         if isinstance(error, NoResultFound):
-            return (
-                f"{self.request} raised NoResultFound: `.one()` found no post, and a client "
-                f"gets 500"
-            )
+            return MSG("did-no-result", request=self.request)
         if isinstance(error, ResponseValidationError) and error.errors():
             first = error.errors()[0]
-            return (
-                f"{self.request} returned {str(first.get('input'))[:60]!r}, which FastAPI could "
-                f"not turn into the response model ({first.get('msg')}); a client gets 500"
+            return MSG(
+                "did-not-validate",
+                request=self.request,
+                input=repr(str(first.get("input"))[:60]),
+                problem=first.get("msg"),
             )
-        return f"{self.request} crashed with {type(error).__name__}: {first_line}; a client gets 500"
+        return MSG("did-crash", request=self.request, error=type(error).__name__, text=first_line)
 
 
 def _release(error: BaseException) -> None:
@@ -149,13 +159,7 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> An
                 client.request(method, url, **kwargs), ANSWER_WITHIN
             )
         except asyncio.TimeoutError:
-            pytest.fail(
-                f"{request} did not answer within {ANSWER_WITHIN:.0f} s: the route waits for "
-                f"something that never comes, e.g. a connection the pool never gets back (a "
-                f"session or connection opened outside `async with`, never closed), or an await "
-                f"on a future or lock nobody sets.",
-                pytrace=False,
-            )
+            pytest.fail(MSG("hung", request=request, seconds=ANSWER_WITHIN), pytrace=False)
         except Exception as e:  # the route raised: ASGITransport hands it to us
             answer.error = e
             # A coroutine left un-awaited in those frames warns when freed: free it now, while
@@ -213,25 +217,29 @@ def seeded_comments_and_tags(post_id: int) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.rule("RT1")
-async def test_the_list_returns_every_post_with_id_title_and_content(client):
-    """GET /async/posts/ answers 200 with every post, as PostListResponse (id, title, content)."""
-    answer = await send(client, "GET", "/async/posts/")
+async def test_the_list_returns_every_post_with_id_title_and_content(client, engine):
+    """GET /async/posts/ answers 200 with every post, as PostListResponse (id, title, content),
+    as the database holds them at the time of the request."""
+    first = await send(client, "GET", "/async/posts/")
+    # Then one post changes, through a connection of the spec's own: the list must show the
+    # database as it is now, not as it was at the first request.
+    post_id, update = random.choice(list(seed.POSTS)), new_update()
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE posts SET title = :title, content = :content WHERE id = :id"),
+            {"id": post_id, **update},
+        )
+    changed = {**seed.POSTS, post_id: (update["title"], update["content"])}
+    second = await send(client, "GET", "/async/posts/")
 
-    assert answer.status == 200, (
-        f"{answer.describe()}. The list route awaits the query inside `async def`: "
-        f"`result = await db.scalars(select(Post))`, then `result.all()` (RT1)."
-    )
-    got = {fields(p, "id")[0]: fields(p, "title", "content") for p in answer.body}
-    assert got == seed.POSTS, (
-        f"GET /async/posts/ listed {got}; the seeded database holds {seed.POSTS}. "
-        f"Return every post of `select(Post)` (RT1)."
-    )
-    keys = {key for post in answer.body if isinstance(post, dict) for key in post}
-    assert keys == {"id", "title", "content"}, (
-        f"GET /async/posts/ answered posts with the keys {sorted(keys)}; a list item is a "
-        f"PostListResponse (id, title, content): declare response_model=list[PostListResponse] "
-        f"(RT1)."
-    )
+    for answer, expected in ((first, seed.POSTS), (second, changed)):
+        assert answer.status == 200 and isinstance(answer.body, list), MSG(
+            "list-failed", said=answer.describe()
+        )
+        got = {fields(p, "id")[0]: fields(p, "title", "content") for p in answer.body}
+        assert got == expected, MSG("list-wrong", got=got, expected=expected)
+        keys = {key for post in answer.body if isinstance(post, dict) for key in post}
+        assert keys == {"id", "title", "content"}, MSG("list-keys", keys=sorted(keys))
 
 
 # --- RT2: GET lazy fails, GET selectin loads comments and tags ----------------------------------
@@ -240,36 +248,42 @@ async def test_the_list_returns_every_post_with_id_title_and_content(client):
 @pytest.mark.rule("RT2")
 async def test_the_lazy_detail_fails_because_comments_and_tags_were_never_loaded(client):
     """GET .../lazy fails with MissingGreenlet: the response reads relationships nobody loaded."""
-    answer = await send(client, "GET", "/async/posts/1/lazy")
+    post_id = random.choice([1, 2, 3, 4])
+    answer = await send(client, "GET", f"/async/posts/{post_id}/lazy")
 
-    assert answer.failed_on_a_lazy_load, (
-        f"{answer.describe()}. The lazy route is the notes' demonstration and must keep failing "
-        f"the way lazy loading fails in async code: load the post alone (`await db.get(Post, "
-        f"post_id)`), return it, and let PostDetailResponse trip over post.comments "
-        f"(MissingGreenlet). Eager loading belongs in /selectin (RT2)."
-    )
+    assert answer.failed_on_a_lazy_load, MSG("lazy-get-not-lazy", said=answer.describe())
 
 
 @pytest.mark.rule("RT2")
 async def test_the_selectin_detail_returns_the_comments_and_tags_of_each_post(client):
     """GET .../selectin answers PostDetailResponse with the post's comments and tags, for every post."""
-    for post_id, (title, content) in seed.POSTS.items():
+    for post_id, (title, content) in random.sample(list(seed.POSTS.items()), len(seed.POSTS)):
         answer = await send(client, "GET", f"/async/posts/{post_id}/selectin")
-        assert answer.status == 200, (
-            f"{answer.describe()}. Load what PostDetailResponse reads in the query itself: "
-            f"select(Post).where(Post.id == post_id).options(selectinload(Post.comments), "
-            f"selectinload(Post.post_tags).selectinload(PostTag.tag)) (RT2)."
-        )
+        assert answer.status == 200, MSG("selectin-failed", said=answer.describe())
         got = fields(answer.body, "id", "title", "content")
-        assert got == (post_id, title, content), (
-            f"GET /async/posts/{post_id}/selectin answered id, title, content {got}; the seed "
-            f"has {(post_id, title, content)}: select the post whose id is in the path (RT2)."
+        assert got == (post_id, title, content), MSG(
+            "selectin-wrong-post", post_id=post_id, got=got, expected=(post_id, title, content)
         )
         expected = seeded_comments_and_tags(post_id)
-        assert comments_and_tags(answer.body) == expected, (
-            f"GET /async/posts/{post_id}/selectin answered comments and tags "
-            f"{comments_and_tags(answer.body)}; post {post_id} has {expected} (RT2)."
+        assert comments_and_tags(answer.body) == expected, MSG(
+            "selectin-wrong-children", post_id=post_id, got=comments_and_tags(answer.body),
+            expected=expected,
         )
+
+
+async def statements_per_post(client, engine, method: str, route: str, body=None) -> tuple[dict, Answer | None]:
+    """SQL statements one request sends, per post, for posts with 1, 2 and 3 tags (in a random
+    order); the first failed answer, if any."""
+    statements = StatementCounter(engine)
+    counts = {}
+    for post_id in random.sample([3, 1, 4], 3):  # 1, 2 and 3 tags; 1, 3 and 2 comments
+        before = statements.count
+        kwargs = {"json": body or new_update()} if method == "PUT" else {}
+        answer = await send(client, method, f"/async/posts/{post_id}/{route}", **kwargs)
+        if answer.status != 200:
+            return counts, answer
+        counts[post_id] = statements.count - before
+    return counts, None
 
 
 @pytest.mark.rule("RT2")
@@ -277,44 +291,32 @@ async def test_the_selectin_detail_takes_the_same_number_of_statements_however_m
     client, engine
 ):
     """A detail GET costs a fixed number of statements, not one more per comment or tag (no N+1)."""
-    statements = StatementCounter(engine)
-    counts = {}
-    for post_id in (3, 1, 4):  # 1, 2 and 3 tags; 1, 3 and 2 comments
-        before = statements.count
-        answer = await send(client, "GET", f"/async/posts/{post_id}/selectin")
-        assert answer.status == 200, f"{answer.describe()}. Eager-load comments and tags (RT2)."
-        counts[post_id] = statements.count - before
+    counts, failed = await statements_per_post(client, engine, "GET", "selectin")
+    assert failed is None, MSG("selectin-failed", said=failed.describe() if failed else "")
 
     tags = {post_id: len(seed.tags_of(post_id)) for post_id in counts}
-    assert len(set(counts.values())) == 1, (
-        f"GET .../selectin sent {counts} SQL statements for posts {list(counts)} (post id: "
-        f"count), which have {tags} tags: the count grows with the rows, one query per tag "
-        f"(N+1). Load all of them with the post: selectinload(Post.post_tags)"
-        f".selectinload(PostTag.tag) issues one query for every tag at once (RT2)."
-    )
+    assert len(set(counts.values())) == 1, MSG("n-plus-one", method="GET", counts=counts, tags=tags)
 
 
 @pytest.mark.rule("RT2")
 @pytest.mark.timeout(20)
 async def test_a_real_client_gets_500_from_lazy_and_the_comments_from_selectin(kata, seeded_db):
     """Over real HTTP (uvicorn), GET .../lazy is a 500 and GET .../selectin a 200 with comments."""
+    post_id = random.choice([1, 2, 4])
     async with real_server(kata.router, seeded_db.async_url) as base_url:
-        lazy = await get_over_http(base_url, "/async/posts/1/lazy")
-        selectin = await get_over_http(base_url, "/async/posts/1/selectin")
+        lazy = await get_over_http(base_url, f"/async/posts/{post_id}/lazy")
+        selectin = await get_over_http(base_url, f"/async/posts/{post_id}/selectin")
 
-    assert lazy.status_code == 500, (
-        f"Over real HTTP, GET /async/posts/1/lazy answered {lazy.status_code}: {lazy.text[:160]}. "
-        f"A real client sees the lazy route fail as 500 Internal Server Error: keep it loading "
-        f"the post alone (RT2)."
+    assert lazy.status_code == 500, MSG(
+        "http-lazy", post_id=post_id, status=lazy.status_code, text=lazy.text[:160]
     )
-    assert selectin.status_code == 200, (
-        f"Over real HTTP, GET /async/posts/1/selectin answered {selectin.status_code}: "
-        f"{selectin.text[:160]}. Eager-load comments and tags in the query (RT2)."
+    assert selectin.status_code == 200, MSG(
+        "http-selectin", post_id=post_id, status=selectin.status_code, text=selectin.text[:160]
     )
-    expected = seeded_comments_and_tags(1)
-    assert comments_and_tags(selectin.json()) == expected, (
-        f"Over real HTTP, GET /async/posts/1/selectin answered comments and tags "
-        f"{comments_and_tags(selectin.json())}; post 1 has {expected} (RT2)."
+    expected = seeded_comments_and_tags(post_id)
+    assert comments_and_tags(selectin.json()) == expected, MSG(
+        "http-selectin-children", post_id=post_id, got=comments_and_tags(selectin.json()),
+        expected=expected,
     )
 
 
@@ -325,12 +327,7 @@ async def get_over_http(base_url: str, path: str) -> httpx.Response:
         try:
             return await http.get(path)
         except httpx.TimeoutException:
-            pytest.fail(
-                f"Over real HTTP, GET {path} did not answer within {ANSWER_WITHIN:.0f} s: the "
-                f"route waits for something that never comes, e.g. a connection the pool never "
-                f"gets back, or an await on a future or lock nobody sets.",
-                pytrace=False,
-            )
+            pytest.fail(MSG("http-hung", path=path, seconds=ANSWER_WITHIN), pytrace=False)
 
 
 @asynccontextmanager
@@ -369,7 +366,7 @@ async def real_server(router, database_url):
                 break
             await asyncio.sleep(0.01)
         if not server.started:
-            pytest.fail("uvicorn did not start within 5 s on 127.0.0.1 (RT2).", pytrace=False)
+            pytest.fail(MSG("uvicorn-no-start"), pytrace=False)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
@@ -383,24 +380,17 @@ async def real_server(router, database_url):
 @pytest.mark.rule("RT3")
 async def test_put_selectin_answers_with_the_update_and_commits_it(client, engine):
     """PUT .../selectin answers 200 with the new title and content, and they are in the database."""
-    answer = await send(client, "PUT", "/async/posts/2/selectin", json=UPDATE)
-    stored = await read_post(engine, 2)
+    post_id, update = random.choice(list(seed.POSTS)), new_update()
+    answer = await send(client, "PUT", f"/async/posts/{post_id}/selectin", json=update)
+    stored = await read_post(engine, post_id)
 
-    assert answer.status == 200, (
-        f"{answer.describe()}. PUT .../selectin loads the post, sets title and content from the "
-        f"PostCreate body, awaits db.commit(), then queries the post again with its comments "
-        f"and tags and returns that (RT3)."
-    )
+    assert answer.status == 200, MSG("put-failed", said=answer.describe())
     got = dict(zip(("id", "title", "content"), fields(answer.body, "id", "title", "content")))
-    assert got == {"id": 2, **UPDATE}, (
-        f"PUT /async/posts/2/selectin with {UPDATE} answered {got}: answer with the post as it "
-        f"is after the update (RT3)."
+    assert got == {"id": post_id, **update}, MSG(
+        "put-wrong-answer", post_id=post_id, update=update, got=got
     )
-    assert stored == (UPDATE["title"], UPDATE["content"]), (
-        f"{answer.describe()}. Yet the database still holds {stored}: the update was never "
-        f"committed, and every later request sees the old post. `await db.commit()` after "
-        f"setting title and content: without await, commit never runs and the session rolls "
-        f"the change back when it closes (RT3)."
+    assert stored == (update["title"], update["content"]), MSG(
+        "put-not-committed", said=answer.describe(), stored=stored
     )
 
 
@@ -410,22 +400,29 @@ async def test_put_selectin_answers_with_the_update_and_commits_it(client, engin
 @pytest.mark.rule("LZ3")
 async def test_put_selectin_answers_with_comments_and_tags_loaded_after_the_commit(client):
     """PUT .../selectin builds its response without a lazy load: comments and tags are loaded."""
-    answer = await send(client, "PUT", "/async/posts/4/selectin", json=UPDATE)
+    post_id = random.choice([1, 2, 4])
+    answer = await send(client, "PUT", f"/async/posts/{post_id}/selectin", json=new_update())
 
-    assert not answer.failed_on_a_lazy_load, (
-        f"{answer.describe()}. The updated post was returned with its relationships never "
-        f"loaded. After `await db.commit()`, query it again with selectinload(Post.comments) "
-        f"and selectinload(Post.post_tags).selectinload(PostTag.tag), and return that (LZ3)."
+    assert not answer.failed_on_a_lazy_load, MSG("put-lazy-load", said=answer.describe())
+    assert answer.status == 200, MSG("put-failed-lz3", said=answer.describe())
+    expected = seeded_comments_and_tags(post_id)
+    assert comments_and_tags(answer.body) == expected, MSG(
+        "put-wrong-children", post_id=post_id, got=comments_and_tags(answer.body),
+        expected=expected,
     )
-    assert answer.status == 200, (
-        f"{answer.describe()}. Answer with the post queried again after the commit, its "
-        f"comments and tags loaded by that query (LZ3)."
-    )
-    expected = seeded_comments_and_tags(4)
-    assert comments_and_tags(answer.body) == expected, (
-        f"PUT /async/posts/4/selectin answered comments and tags {comments_and_tags(answer.body)}; "
-        f"an update of title and content leaves post 4's {expected} as they were (LZ3)."
-    )
+
+
+@pytest.mark.rule("LZ3")
+async def test_put_selectin_takes_the_same_number_of_statements_however_many_tags(
+    client, engine
+):
+    """An update answers from an eager-loaded query: a fixed number of statements, not one more
+    per comment or tag (no N+1 after the commit either)."""
+    counts, failed = await statements_per_post(client, engine, "PUT", "selectin")
+    assert failed is None, MSG("put-failed-lz3", said=failed.describe() if failed else "")
+
+    tags = {post_id: len(seed.tags_of(post_id)) for post_id in counts}
+    assert len(set(counts.values())) == 1, MSG("n-plus-one", method="PUT", counts=counts, tags=tags)
 
 
 @pytest.mark.rule("LZ3")
@@ -433,19 +430,13 @@ async def test_the_lazy_put_commits_then_fails_so_the_client_gets_500_for_a_save
     client, engine
 ):
     """PUT .../lazy commits, then fails building its response: a 500, yet the update is saved."""
-    answer = await send(client, "PUT", "/async/posts/2/lazy", json=UPDATE)
-    stored = await read_post(engine, 2)
+    post_id, update = random.choice([1, 2, 4]), new_update()
+    answer = await send(client, "PUT", f"/async/posts/{post_id}/lazy", json=update)
+    stored = await read_post(engine, post_id)
 
-    assert answer.failed_on_a_lazy_load, (
-        f"{answer.describe()}. The lazy PUT is the notes' demonstration: update, await "
-        f"db.commit(), return the post whose comments and tags were never loaded, and fail "
-        f"building the response (MissingGreenlet). Keep it that way; eager loading belongs in "
-        f"PUT .../selectin (LZ3)."
-    )
-    assert stored == (UPDATE["title"], UPDATE["content"]), (
-        f"After PUT /async/posts/2/lazy the database holds {stored}, not the update: the lazy "
-        f"PUT must await db.commit() before it returns the post. That is the lesson: the "
-        f"client gets 500, yet the change is saved (LZ3)."
+    assert answer.failed_on_a_lazy_load, MSG("lazy-put-not-lazy", said=answer.describe())
+    assert stored == (update["title"], update["content"]), MSG(
+        "lazy-put-not-saved", post_id=post_id, stored=stored
     )
 
 
@@ -455,24 +446,22 @@ async def test_the_lazy_put_commits_then_fails_so_the_client_gets_500_for_a_save
 @pytest.mark.rule("RT4")
 async def test_a_missing_post_is_404_on_every_detail_and_update_route(client):
     """A post id that does not exist answers 404 on all four routes, the lazy ones included."""
+    missing = missing_id()
     answers = [
-        await send(client, "GET", f"/async/posts/{MISSING}/lazy"),
-        await send(client, "GET", f"/async/posts/{MISSING}/selectin"),
-        await send(client, "PUT", f"/async/posts/{MISSING}/lazy", json=UPDATE),
-        await send(client, "PUT", f"/async/posts/{MISSING}/selectin", json=UPDATE),
+        await send(client, "GET", f"/async/posts/{missing}/lazy"),
+        await send(client, "GET", f"/async/posts/{missing}/selectin"),
+        await send(client, "PUT", f"/async/posts/{missing}/lazy", json=new_update()),
+        await send(client, "PUT", f"/async/posts/{missing}/selectin", json=new_update()),
     ]
     wrong = [a.describe() for a in answers if a.status != 404]
-    assert not wrong, (
-        f"Post {MISSING} does not exist, yet: " + "; ".join(wrong) + ". A missing post is the "
-        f"client's mistake: check for it before anything else (`db.get` returns None, "
-        f"`result.one_or_none()` too) and raise HTTPException(status_code=404) (RT4)."
-    )
+    assert not wrong, MSG("missing-not-404", missing=missing, wrong="; ".join(wrong))
 
 
 @pytest.mark.rule("RT4")
 async def test_an_invalid_body_or_id_is_422_and_changes_nothing(client, engine):
     """An invalid PUT body or a non-numeric id answers 422, and the post stays as it was."""
-    url = "/async/posts/1/selectin"
+    post_id = random.choice(list(seed.POSTS))
+    url = f"/async/posts/{post_id}/selectin"
     answers = [
         await send(client, "PUT", url, json={"title": "", "content": "An empty title."}),
         await send(client, "PUT", url, json={"title": "No content"}),
@@ -481,13 +470,8 @@ async def test_an_invalid_body_or_id_is_422_and_changes_nothing(client, engine):
         await send(client, "GET", "/async/posts/one/selectin"),
     ]
     wrong = [a.describe() for a in answers if a.status != 422]
-    assert not wrong, (
-        "Invalid input must be 422, before the route runs: " + "; ".join(wrong) + ". Declare "
-        "the body as `data: PostCreate` (title 1-200 characters, content not empty) and the id "
-        "as `post_id: int`; FastAPI then rejects bad input itself (RT4)."
-    )
-    stored = await read_post(engine, 1)
-    assert stored == seed.POSTS[1], (
-        f"After only invalid PUTs, post 1 holds {stored} instead of {seed.POSTS[1]}: invalid "
-        f"input must change nothing (RT4)."
+    assert not wrong, MSG("invalid-not-422", wrong="; ".join(wrong))
+    stored = await read_post(engine, post_id)
+    assert stored == seed.POSTS[post_id], MSG(
+        "invalid-changed", post_id=post_id, stored=stored, expected=seed.POSTS[post_id]
     )

@@ -1,0 +1,1 @@
+"""Tools for contributors: scaffold a kata, check a kata, sync generated files."""

@@ -1,0 +1,56 @@
+"""End a learner's pytest process as soon as its report is written (a pytest plugin).
+
+Measured (benchmarks/FEEDBACK.md, --profile): after the last line of the report, a database kata's
+process spent 0.3 s quiet and 1-2 s on a loaded machine tearing down the interpreter: joining the
+default executor's idle threads, running atexit handlers, freeing every module of FastAPI,
+SQLAlchemy and pydantic. None of it is the learner's specs. So, in the last `pytest_unconfigure`,
+stdout and stderr are flushed and the process ends with pytest's exit status (os._exit).
+
+Only when it is safe: pytest runs as the process's main program (`python -m pytest` or the
+`pytest` script; never inside `pytest.main()` called by another program, pytester, or xdist), no
+coverage measurement is running, and KATA_FAST_EXIT is not "0". The embedded PostgreSQL is
+stopped by its reaper either way (kata_tools.pg_reaper watches this process).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+_STATUS = pytest.StashKey[int]()
+
+
+def _safe(config: pytest.Config) -> bool:
+    if os.environ.get("KATA_FAST_EXIT", "1") == "0" or "coverage" in sys.modules:
+        return False
+    if hasattr(config, "workerinput") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return False
+    main = sys.modules.get("__main__")
+    main_file = os.path.basename(getattr(main, "__file__", "") or "")
+    # `python -m pytest` runs pytest/__main__.py; the console script is named pytest (pytest.exe
+    # and pytest-script.py on Windows) and its __main__ module has no package.
+    return (main_file == "__main__.py" and getattr(main, "__package__", None) == "pytest") or (
+        main_file.split(".")[0] in ("pytest", "py.test", "pytest-script")
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_unconfigure(config: pytest.Config):
+    # A wrapper: every plugin's own pytest_unconfigure (the kata plugin's report of a learner's
+    # thread left running, its progress file) has run when the code after the yield does.
+    yield
+    if _STATUS not in config.stash or not _safe(config):
+        return
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(config.stash[_STATUS])

@@ -1,0 +1,97 @@
+"""The one inner pytest run (kata_tools.runner) and the one result vocabulary (kata_tools.results)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kata_tools import catalog, results, runner
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def rec(outcome, *rules, **more):
+    return {"nodeid": f"t::{outcome}-{'-'.join(rules)}", "outcome": outcome, "rules": list(rules), **more}
+
+
+def test_a_skipped_spec_is_not_run_never_failing_nor_passed():
+    records = [rec("passed", "A"), rec("skipped", "A"), rec("passed", "B")]
+    assert results.rule_status(records, "A") == results.NOT_RUN
+    assert results.rule_status(records, "B") == results.PASSED
+    assert results.kata_status(records) == results.PARTIAL
+
+
+def test_rule_and_kata_statuses():
+    assert results.rule_status([rec("error", "A"), rec("passed", "A")], "A") == results.FAILING
+    assert results.rule_status([rec("passed", "B")], "A") == results.NOT_RUN
+    assert results.rule_status([rec("passed", "A")], "A", complete=False) == results.NOT_RUN
+    assert results.kata_status([]) == results.NOT_RUN
+    assert results.kata_status([rec("passed", "A")]) == results.SOLVED
+    assert results.kata_status([rec("passed", "A")], complete=False) == results.PARTIAL
+    assert results.kata_status([rec("failed", "A"), rec("skipped", "A")]) == results.FAILING
+    assert results.kata_status([{"outcome": "weird"}]) == results.FAILING  # unknown: an error
+    summary = results.summarize([rec("passed", "A"), rec("failed", "B")], ["A", "B", "C"])
+    assert summary.rules == {"A": "passed", "B": "failing", "C": "not run"}
+    assert (summary.status, summary.passed, summary.total, len(summary.failures)) == (
+        "failing", 1, 2, 1
+    )
+
+
+def test_doc_is_a_string_whether_the_plugin_wrote_a_list_or_not():
+    assert results.doc_of({"doc": ["first line"]}) == "first line"
+    assert results.doc_of({"doc": []}) == ""
+    assert results.doc_of({"doc": "plain"}) == "plain"
+    assert results.doc_of({}) == ""
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "no report"),
+        ("{not json", "not valid JSON"),
+        (json.dumps({"specs": "nope"}), "no list of specs"),
+        (json.dumps([1, 2]), "no list of specs"),
+    ],
+)
+def test_a_bad_report_reads_as_no_records_and_one_line(tmp_path, content, problem):
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    records, why = runner.read_report(path)
+    assert records == [] and problem in why and "\n" not in why
+
+
+def test_report_records_are_normalised(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"specs": [{"nodeid": "a", "doc": ["d"]}, "junk"]}))
+    records, why = runner.read_report(path)
+    assert why == "" and records == [{"nodeid": "a", "doc": "d", "rules": [], "outcome": "error"}]
+
+
+def test_the_inner_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KATA_SOLUTIONS", "1")
+    monkeypatch.setenv("KATA_SOURCE", "/x")
+    env = runner.inner_env({"EXTRA": "1"}, lang="ko", pycache=tmp_path)
+    assert "KATA_SOLUTIONS" not in env and "KATA_SOURCE" not in env
+    assert env["EXTRA"] == "1" and env["KATA_LANG"] == "ko" and env["KATA_NO_PROGRESS"] == "1"
+    assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path)
+    assert "KATA_NO_PROGRESS" not in runner.inner_env(progress=True)
+    cmd = runner.command(["katas/01_event_loop"], tmp_path / "r", solutions=True, args=["-x"])
+    assert cmd[-3:] == ["--kata-report", str(tmp_path / "r"), "-x"] and "--solutions" in cmd
+    assert f"cache_dir={tmp_path / 'pytest-cache'}" in cmd  # not the learner's .kata/pytest-cache
+    assert not any("cache_dir" in c for c in runner.command([], tmp_path / "r", progress=True))
+
+
+def test_a_run_of_the_reference_solution_of_kata_01(tmp_path):
+    kata = catalog.find_kata("01")
+    run = runner.run(runner.targets([kata]), solutions=True, pycache=tmp_path)
+    assert run.exit_code == 0 and not run.timed_out and run.report_problem == "", run.output
+    assert run.summary(kata).solved and run.records and not run.failed(kata.name)
+    assert all(isinstance(r["doc"], str) for r in run.records)
+
+
+def test_a_run_past_its_time_limit_is_stopped_and_says_so(tmp_path):
+    run = runner.run(runner.targets(["01_event_loop"]), timeout=0.3, pycache=tmp_path)
+    assert run.timed_out and run.exit_code != 0 and run.records == []
+    assert "timed out after 0.3 s" in run.output
