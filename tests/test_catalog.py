@@ -43,20 +43,8 @@ def test_the_readme_sections_drawn_from_the_declarations_are_current():
     assert not stale, f"stale generated README blocks in {stale}: run python -m kata_tools.readme --write"
 
 
-KOREAN_PENDING = ("lacks ko", "README.ko.md", "messages.toml is missing", "[한국어]")
-
-
 def assert_no_problems(kata, problems):
-    """No problem; while a kata's Korean edition is not merged (no README.ko.md), its missing
-    Korean texts are reported as an expected failure, never hidden: every other problem fails."""
-    pending = [
-        p for p in problems
-        if not (kata.path / "README.ko.md").is_file() and any(w in p for w in KOREAN_PENDING)
-    ]
-    real = [p for p in problems if p not in pending]
-    assert not real, "\n".join(real)
-    if pending:
-        pytest.xfail(f"Korean edition of {kata.name} not merged yet: " + "; ".join(pending))
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("kata", KATAS)
