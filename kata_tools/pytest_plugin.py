@@ -39,8 +39,8 @@ from __future__ import annotations
 import ast
 import gc
 import json
-import re
 import os
+import re
 import signal
 import sys
 import threading
@@ -330,9 +330,15 @@ def _learner_frame(excinfo: pytest.ExceptionInfo) -> str | None:
 
 
 def _assertion_message(text: str) -> str:
-    # pytest renders `assert x, msg` as "msg\nassert <introspection>"; the spec's msg teaches.
+    # pytest renders `assert x, msg` as "msg\nassert <introspection>", with the lines of a
+    # multi-line msg after the first indented by two spaces; the spec's msg teaches.
     head, sep, _ = text.partition("\nassert ")
-    return head.strip() if sep or not text.startswith("assert ") else ""
+    if not sep and text.startswith("assert "):
+        return ""
+    first, *rest = head.strip().split("\n")
+    if rest and all(not line.strip() or line.startswith("  ") for line in rest):
+        rest = [line[2:] if line.startswith("  ") else "" for line in rest]
+    return "\n".join([first, *rest]).strip()
 
 
 def rule_titles(ids: list[str]) -> str:
@@ -344,9 +350,8 @@ def render(item: pytest.Item, body: str, verbose: bool | None = None) -> str:
     """The spec's message as shown: its lines before a blank line (all with -v), then line 3."""
     if verbose is None:
         verbose = item.config.option.verbose > 0
-    body = body.strip("\n")
-    # pytest indents the lines of an `assert x, msg` message: its blank line may hold spaces.
-    head = re.split(r"\n[ \t]*\n", body, maxsplit=1)[0]
+    body = re.sub(r"\n[ \t]+\n", "\n\n", body.strip("\n"))
+    head, sep, details = body.partition("\n\n")
     shown = body if verbose else head
     return shown.rstrip() + "\n" + MSG("spec-line", nodeid=item.nodeid, rules=rule_titles(rules_of(item)))
 
