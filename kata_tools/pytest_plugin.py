@@ -744,8 +744,8 @@ def pytest_keyboard_interrupt(excinfo) -> None:
     """Ctrl-C: one line, not a traceback (the specs that ran still show their results)."""
     session = _SESSION
     reporter = session.config.pluginmanager.get_plugin("terminalreporter") if session else None
-    if reporter is None:
-        return
+    if reporter is None or isinstance(excinfo.value, pytest.Session.Interrupted):
+        return  # "Interrupted: 1 error during collection" is pytest's, and says the right thing
     total = len(getattr(session, "items", []) or [])
     done = len(session.config.stash[_RESULTS])
 
