@@ -45,7 +45,12 @@ def pytest_unconfigure(config: pytest.Config):
     # A wrapper: every plugin's own pytest_unconfigure (the kata plugin's report of a learner's
     # thread left running, its progress file) has run when the code after the yield does.
     yield
-    if _STATUS not in config.stash or not _safe(config):
+    # Only after a run that ended as runs do (specs passed, or some failed): an interrupted run,
+    # an internal or usage error, or "no tests ran" goes through pytest's own ending, which is
+    # where its message is printed.
+    if config.stash.get(_STATUS, None) not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    if not _safe(config):
         return
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
