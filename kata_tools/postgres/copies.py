@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-PREPARED_AHEAD = 2  # database copies made ahead of the specs that will use them
+PREPARED_AHEAD = 3  # database copies made ahead of the specs that will use them
 COPY_WAIT = 6.0  # seconds a spec waits for its copy (the spec timeout is 10 s)
 COPY_ATTEMPTS = (0.1, 0.4, 1.0)  # pauses between the attempts at one copy
 TEMPLATE_LOST = "kata_tpl"  # never used: _reseed_template runs only with a given template
@@ -199,11 +199,12 @@ class Database:
         return made
 
     def _copy(self, conn, name: str) -> None:
+        # FILE_COPY copies the template's files: 0.2-0.7 s on a loaded machine against 0.2-1.7 s
+        # for PostgreSQL 15+'s default WAL_LOG, which writes every page to the WAL too.
+        strategy = " STRATEGY FILE_COPY" if _major(self.version) >= 15 else ""
+        owner = f' OWNER "{self.learner_role}"' if self.learner_role else ""
         with conn.cursor() as cur:
-            cur.execute(
-                f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'
-                + (f' OWNER "{self.learner_role}"' if self.learner_role else "")
-            )
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"{owner}{strategy}')
 
     def _prepare(self) -> None:
         conn = None
@@ -350,6 +351,13 @@ class Database:
         if self._stop is not None:
             stop, self._stop = self._stop, None
             stop()
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
 
 
 def _closed(conn: Any) -> Any:
