@@ -40,6 +40,7 @@ import ast
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -71,6 +72,7 @@ REFIRE = 0.25  # seconds between interrupts once a spec timed out
 REFIRES = 120  # then give up interrupting and let the watchdog end the run
 STUCK_GRACE = 10.0  # seconds after a timeout before the watchdog ends a run stuck in C code
 THREAD_GRACE = 1.0  # seconds a learner thread gets to finish after the last spec
+END_GRACE = 12.0  # seconds after the session's end before the run is ended whatever holds it
 
 
 def MSG(key: str, **fields) -> str:
@@ -255,6 +257,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
             return (yield)
         finally:
             _cancel_timer(item)
+            leftovers.check().take()  # anything still dropped now is this spec's: never the next's
+            # What survives is kept by the run (modules, caches): later collections need not scan
+            # it again, so checking every spec costs a fraction of a millisecond, not 65 ms.
+            gc.freeze()
 
 
 class LeftBehind(pytest.fail.Exception):
@@ -290,7 +296,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
     if leftovers.check():
         left = leftovers.take()
         call = item.stash.get(CALL_REPORT, None)
-        if call is not None and call.failed:
+        timed_out = _TIMER is not None and _TIMER.item is item and _TIMER.fired
+        if timed_out:
+            pass  # stopped by its timeout: what it left is a consequence; the timeout teaches
+        elif call is not None and call.failed:
             _amend(item, call, left.message())
         else:
             raise LeftBehind(left.message(), pytrace=False)
@@ -321,9 +330,15 @@ def _learner_frame(excinfo: pytest.ExceptionInfo) -> str | None:
 
 
 def _assertion_message(text: str) -> str:
-    # pytest renders `assert x, msg` as "msg\nassert <introspection>"; the spec's msg teaches.
+    # pytest renders `assert x, msg` as "msg\nassert <introspection>", with the lines of a
+    # multi-line msg after the first indented by two spaces; the spec's msg teaches.
     head, sep, _ = text.partition("\nassert ")
-    return head.strip() if sep or not text.startswith("assert ") else ""
+    if not sep and text.startswith("assert "):
+        return ""
+    first, *rest = head.strip().split("\n")
+    if rest and all(not line.strip() or line.startswith("  ") for line in rest):
+        rest = [line[2:] if line.startswith("  ") else "" for line in rest]
+    return "\n".join([first, *rest]).strip()
 
 
 def rule_titles(ids: list[str]) -> str:
@@ -335,7 +350,7 @@ def render(item: pytest.Item, body: str, verbose: bool | None = None) -> str:
     """The spec's message as shown: its lines before a blank line (all with -v), then line 3."""
     if verbose is None:
         verbose = item.config.option.verbose > 0
-    body = body.strip("\n")
+    body = re.sub(r"\n[ \t]+\n", "\n\n", body.strip("\n"))
     head, sep, details = body.partition("\n\n")
     shown = body if verbose else head
     return shown.rstrip() + "\n" + MSG("spec-line", nodeid=item.nodeid, rules=rule_titles(rules_of(item)))
@@ -388,11 +403,15 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
     if isinstance(exc, AssertionError):
         message = _assertion_message(str(exc))
         return message or None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     line = _learner_frame(excinfo)
     if line:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return MSG("raised-at", error=error, where=line, rule=rules)
+    if isinstance(exc, Exception):  # raised in the spec's own code, on what the learner's returned
+        entry = excinfo.traceback[-1] if excinfo.traceback else None
+        where = f"{display(Path(str(entry.path)))}:{entry.lineno + 1}" if entry else item.nodeid
+        return MSG("spec-error", error=error, where=where, rule=rules)
     return None
 
 
@@ -473,6 +492,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _save_progress(session)
     _write_report(session.config, exitstatus)
     session.config.stash[_EXIT] = int(exitstatus)
+    if any(is_spec(i) for i in getattr(session, "items", None) or []):
+        # The last safety net: whatever keeps the process alive after the specs (a learner's
+        # thread Python would join, a stuck finalizer) ends here, with the run's exit status.
+        end = threading.Timer(END_GRACE, _end_now, (int(exitstatus),))
+        end.daemon = True
+        end.start()
+
+
+def _end_now(status: int) -> None:
+    for t, where in _lingering():
+        sys.stderr.write(_thread_line(t, where) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _thread_line(t: threading.Thread, where: str) -> str:
+    if where:
+        return MSG("thread-left", name=t.name, where=where)
+    return MSG("thread-left-nowhere", name=t.name)
 
 
 # --- timeouts that stop learner code, and a run that ends ----------------------------------------
@@ -487,6 +526,7 @@ class _Timer:
         self.item, self.timeout = item, timeout
         self.active = 0  # >0 while a phase (setup, call, teardown) of the spec runs
         self.fired = 0
+        self.first_at = self.last_raise = 0.0
         self.where = ""
         self.watchdog: threading.Timer | None = None
         self.done = False
@@ -523,8 +563,10 @@ def _on_alarm(signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         return
     timer.fired += 1
+    now = time.monotonic()
     if timer.fired == 1:
-        timer.where = probes.frame_line(frame)
+        timer.where = probes.frame_line(frame) or _awaiting_line()
+        timer.first_at = now
         timer.watchdog = threading.Timer(STUCK_GRACE, _stuck, (timer,))
         timer.watchdog.daemon = True
         timer.watchdog.start()
@@ -532,10 +574,49 @@ def _on_alarm(signum, frame):
         return  # the watchdog ends the run
     signal.setitimer(signal.ITIMER_REAL, REFIRE)  # more learner code still running? again
     if timer.fired > 1 and not probes.frame_line(frame):
-        return  # not in learner code now: only learner code is interrupted again
+        # Not in learner code. Only a wait for something the learner holds (the event loop's
+        # select while a `def` endpoint sleeps in its thread, a thread join) is stopped too, and
+        # seldom: once a second, from 2 s after the timeout on. Anywhere else, an exception
+        # could leave asyncio or pytest half-way through their own bookkeeping.
+        if not _waiting(frame) or now - timer.first_at < 2.0 or now - timer.last_raise < 1.0:
+            return
+    timer.last_raise = now
     failure = _TimedOut(f"Timeout >{timer.timeout}s", pytrace=False)
     failure.where = timer.where
     raise failure
+
+
+def _waiting(frame) -> bool:
+    """The main thread is blocked waiting: in a selector's select or a threading wait/join."""
+    if frame is None:
+        return False
+    name, file = frame.f_code.co_name, Path(frame.f_code.co_filename).name
+    return (file == "selectors.py" and name == "select") or (
+        file == "threading.py" and name in ("wait", "join", "_wait_for_tstate_lock")
+    )
+
+
+def _awaiting_line() -> str:
+    """The learner line a task of the running loop is suspended at (an await that never ends)."""
+    try:
+        import asyncio
+
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return ""
+        for task in asyncio.all_tasks(loop):
+            frames, coro = [], task.get_coro()
+            while coro is not None:  # the chain of awaits, outermost first
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                if frame is not None:
+                    frames.append((frame.f_code.co_filename, frame.f_lineno))
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            where = probes.learner_line(frames)
+            if where:
+                return where
+    except Exception:
+        return ""
+    return ""
 
 
 def _on_sigint(signum, frame):
@@ -653,10 +734,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if not left:
         return
     for t, where in left:
-        line = MSG("thread-left", name=t.name, where=where) if where else MSG(
-            "thread-left-nowhere", name=t.name
-        )
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(_thread_line(t, where) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(config.stash[_EXIT])

@@ -10,8 +10,8 @@ away:
 - kata_tools/manifest.json made for it, and its digest pinned in
 - .github/workflows/classroom.yml (GitHub Classroom, kata_tools/grading/classroom.py) and
   .github/workflows/grade.yml (a plain GitHub workflow), with .github/dependabot.yml;
-- never solutions/, tests/ (mistakes, variants, self-tests), benchmarks/, CONTRIBUTING.md, .git,
-  caches or local state.
+- never solutions/, tests/ (mistakes, variants, self-tests: only a README saying so), benchmarks/,
+  CONTRIBUTING.md, .git, caches or local state.
 
 The course works fully without solutions/: `pytest katas/NN` checks the learner's own files, and
 `--solutions` says in one line that this copy has none.
@@ -73,6 +73,16 @@ def release(dest: Path, root: Path | None = None, course_repo: str | None = None
             if text is None:
                 raise ReleaseError(f"{manifest.MANIFEST_FILE}: no pristine text of katas/{kata}/{rel}")
             (dest / "katas" / kata / rel).write_text(text, encoding="utf-8")
+    # pyproject.toml's testpaths names tests/: the folder stays (the self-tests do not), so a bare
+    # `pytest` in the release says "no tests ran" instead of failing on a missing folder.
+    (dest / "tests").mkdir(exist_ok=True)
+    (dest / "tests" / "README.md").write_text(
+        "The course's own self-tests are not part of the student release.\n"
+        "Run a kata's specs: `pytest katas/01_event_loop` (or `kata watch`).\n\n"
+        "이 폴더의 자체 테스트는 학생용 배포본에 들어 있지 않다.\n"
+        "카타의 스펙을 실행한다: `pytest katas/01_event_loop` (또는 `kata watch`).\n",
+        encoding="utf-8",
+    )
     path = manifest.write(dest)
     made = manifest.load(dest)
     digest = manifest.digest(made)
@@ -89,7 +99,8 @@ def main(argv: list[str] | None = None, prog: str = "kata release") -> int:
     parser.add_argument(
         "--course-repo",
         metavar="OWNER/NAME",
-        help="the Classroom workflow checks out this course and grades --from the submission",
+        help="the assignment's template repository (this release, pushed): the Classroom workflow "
+        "checks it out and grades --from the submission. Never your full course",
     )
     parser.add_argument("--course-ref", default="main", help="the course's branch, tag or commit")
     args = parser.parse_args(argv)

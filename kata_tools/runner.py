@@ -20,8 +20,9 @@ Contract (every caller gets the same):
   tree is never loaded in place of a spec; pass `pycache=` for a folder kept between runs),
   PYTHONIOENCODING=utf-8 (Korean messages survive any console), KATA_LANG=`lang` when given.
 - `progress=False` (the default, for grading and the self-tests): KATA_NO_PROGRESS=1 and
-  `-p no:cacheprovider`, so the run never touches the learner's .kata/results.json or pytest's
-  cache. `progress=True` (the `kata` command running the learner's own katas/): the run counts as
+  `-o cache_dir=<the run's temporary folder>`, so the run never touches the learner's
+  .kata/results.json or pytest's cache in .kata/pytest-cache (`-p no:cacheprovider` cannot be
+  used: with --strict-config, pyproject's cache_dir is then an unknown option). `progress=True` (the `kata` command running the learner's own katas/): the run counts as
   the learner's, as a plain `pytest katas/NN` does.
 - `timeout` (seconds, None: none) bounds the whole run: past it the run is stopped (SIGTERM, so
   pytest ends its session and stops its database; killed 10 s later if still alive) and the Run
@@ -123,7 +124,7 @@ def command(
 ) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", *target_paths, "-q"]
     if not progress:
-        cmd += ["-p", "no:cacheprovider"]
+        cmd += ["-o", f"cache_dir={Path(report).parent / 'pytest-cache'}"]
     if solutions:
         cmd.append("--solutions")
     if source is not None:

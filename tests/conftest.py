@@ -1,5 +1,9 @@
 """Helpers of the project's own tests: run the kata specs in an inner pytest, read what happened.
 
+The runs and the judges are those of `kata dev check` (kata_tools/dev/check.py): the self-tests
+prove exactly what that command reports. They test the course as shipped: the stubs come from the
+manifest or git, never from a learner's edited katas/.
+
 Each inner run is a subprocess (`python -m pytest katas/... --kata-report FILE`), exactly what a
 learner runs, so these tests see the output and outcomes a learner would see.
 """
@@ -10,12 +14,12 @@ import atexit
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from kata_tools import catalog, runner
+from kata_tools.dev import check
 from kata_tools.postgres import plugin as database_plugin
 from kata_tools.postgres.provisioning import Database
 
@@ -58,61 +62,61 @@ def inner_env(pytestconfig) -> dict:
 
 
 @pytest.fixture(scope="session")
-def solution_run(tmp_path_factory, inner_env) -> SpecRun:
-    """Every kata's specs, run once against the reference solutions."""
-    tmp = tmp_path_factory.mktemp("solutions")
-    return run_specs(kata_paths(catalog.katas()), tmp, "--solutions", env=inner_env)
+def course_runs(tmp_path_factory, inner_env) -> check.Runs:
+    """The inner runs of `kata dev check` (kata_tools/dev/check.py), shared by this session."""
+    return check.Runs(tmp_path_factory.mktemp("runs"), inner_env, PYCACHE)
 
 
 @pytest.fixture(scope="session")
-def stub_run(tmp_path_factory, inner_env) -> SpecRun:
-    """Every kata's specs, run once against the pristine learner stubs in katas/."""
-    tmp = tmp_path_factory.mktemp("stubs")
-    return run_specs(kata_paths(catalog.katas()), tmp, env=inner_env)
+def solution_run(course_runs) -> runner.Run:
+    """Every kata's specs, run once against the reference solutions."""
+    return course_runs.solutions(catalog.katas())
+
+
+@pytest.fixture(scope="session")
+def stub_run(course_runs) -> runner.Run:
+    """Every kata's specs, run once against the PRISTINE stubs (the manifest's, else git HEAD's):
+    a learner's work in katas/ never fails these tests (see kata_tools/dev/check.py)."""
+    return course_runs.stubs(catalog.katas())
 
 
 def solution_copy_with(kata: catalog.Kata, dest: Path, mistake: catalog.Mistake | None = None):
     """Copy solutions/NN_name/ to dest/NN_name/, with the mistake's edit applied."""
-    target = dest / kata.name
-    shutil.copytree(kata.solution_path, target, ignore=shutil.ignore_patterns("__pycache__"))
-    if mistake is not None:
-        edited = target / mistake.file
-        edited.write_text(mistake.apply(edited.read_text()))
-    return dest
+    return check.write_solution(kata, dest, mistake)
 
 
-class MistakeRuns:
-    """Runs each declared mistake against its kata's specs once, two at a time, on demand."""
+class OnDemand:
+    """Runs each mistake (or variant) of a kata once, all of that kata's at a time, two at once."""
 
-    def __init__(self, tmp_path_factory, env):
-        self.factory, self.env, self.cache = tmp_path_factory, env, {}
+    def __init__(self, run, of_kata):
+        self.run, self.of_kata, self.cache = run, of_kata, {}
         self.lock = threading.Lock()
 
-    def _run(self, mistake: catalog.Mistake) -> SpecRun:
-        tmp = self.factory.mktemp(f"mistake-{mistake.kata}-{mistake.id}")
-        kata = catalog.Kata(mistake.kata)
-        source = solution_copy_with(kata, tmp / "src", mistake)
-        return run_specs(kata_paths([kata]), tmp, "--kata-source", str(source), env=self.env)
-
-    def result(self, mistake: catalog.Mistake) -> SpecRun:
+    def result(self, item) -> runner.Run:
         with self.lock:
-            if mistake not in self.cache:
-                todo = [m for m in catalog.mistakes(mistake.kata) if m not in self.cache]
-                # Two at a time: the machine has two cores, and specs count calls, not seconds.
-                with ThreadPoolExecutor(max_workers=2) as pool:
-                    for m, run in zip(todo, pool.map(self._run, todo)):
-                        self.cache[m] = run
-            return self.cache[mistake]
+            if item not in self.cache:
+                todo = [i for i in self.of_kata(item.kata) if i not in self.cache] or [item]
+                for i, run in zip(todo, check.parallel(self.run, todo)):
+                    self.cache[i] = run
+            return self.cache[item]
+
+
+MistakeRuns = OnDemand  # the name these tests used before
 
 
 @pytest.fixture(scope="session")
-def mistake_runs(tmp_path_factory, inner_env) -> MistakeRuns:
-    return MistakeRuns(tmp_path_factory, inner_env)
+def mistake_runs(course_runs) -> OnDemand:
+    return OnDemand(course_runs.mistake, catalog.mistakes)
+
+
+@pytest.fixture(scope="session")
+def variant_runs(course_runs) -> OnDemand:
+    return OnDemand(course_runs.variant, catalog.variants)
 
 
 def pytest_make_parametrize_id(config, val, argname):
     if isinstance(val, catalog.Kata):
         return val.name
-    if isinstance(val, catalog.Mistake):
+    if isinstance(val, (catalog.Mistake, catalog.Variant)):
         return f"{val.kata}/{val.id}"
     return None

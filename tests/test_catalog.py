@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from kata_tools import catalog
+from kata_tools import catalog, i18n, readme
+from kata_tools.dev import check
 
 # These tests share session fixtures that run every kata in inner pytest processes (minutes on
 # a busy machine); each inner spec still has its own timeout.
@@ -38,10 +39,46 @@ def test_every_hint_helps_with_rules_of_its_kata(kata):
 
 
 def test_the_readme_sections_drawn_from_the_declarations_are_current():
-    from kata_tools import readme
-
     stale = [p.relative_to(catalog.ROOT).as_posix() for p in readme.stale()]
     assert not stale, f"stale generated README blocks in {stale}: run python -m kata_tools.readme --write"
+
+
+KOREAN_PENDING = ("lacks ko", "README.ko.md", "messages.toml is missing", "[한국어]")
+
+
+def assert_no_problems(kata, problems):
+    """No problem; while a kata's Korean edition is not merged (no README.ko.md), its missing
+    Korean texts are reported as an expected failure, never hidden: every other problem fails."""
+    pending = [
+        p for p in problems
+        if not (kata.path / "README.ko.md").is_file() and any(w in p for w in KOREAN_PENDING)
+    ]
+    real = [p for p in problems if p not in pending]
+    assert not real, "\n".join(real)
+    if pending:
+        pytest.xfail(f"Korean edition of {kata.name} not merged yet: " + "; ".join(pending))
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_kata_toml_is_valid_and_learner_files_mirror_the_solution(kata):
+    """kata dev check's declaration judge: rules known, hints tied to them, learner files
+    declared, mirrored in solutions/, each pristine stub marks a TODO."""
+    assert_no_problems(kata, check.declaration_problems(kata))
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_both_readmes_have_their_sections_in_order_and_current_generated_blocks(kata):
+    assert_no_problems(kata, readme.problems(kata))
+
+
+@pytest.mark.parametrize("kata", KATAS)
+def test_every_message_key_is_in_both_languages_with_the_same_placeholders(kata):
+    assert_no_problems(kata, check.message_problems(kata))
+
+
+def test_the_tool_catalogs_are_complete_in_both_languages():
+    problems = [p for name in ("cli",) for p in i18n.tool(name).problems()]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("kata", KATAS)
@@ -69,8 +106,8 @@ def test_learner_files_and_solutions_mirror_each_other(kata):
         f"only in katas: {sorted(learner - solved)}, only in solutions: {sorted(solved - learner)}"
     )
     for name in solved:
-        stub = (kata.path / name).read_text()
-        assert "TODO" in stub, f"katas/{kata.name}/{name} marks no TODO where the learner writes"
+        stub, origin = check.pristine_stub(kata, name)  # as shipped, not as a learner edited it
+        assert "TODO" in stub, f"katas/{kata.name}/{name} ({origin}) marks no TODO where the learner writes"
 
 
 @pytest.mark.parametrize("mistake", catalog.mistakes())

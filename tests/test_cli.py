@@ -89,6 +89,17 @@ def solve(course: Path, name: str) -> None:
         shutil.copy(path, target)  # a fresh modification time, as when the learner saves
 
 
+def pytest_in(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """A plain `pytest katas/01_event_loop -q ARGS` in the copy, as a learner runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", *args],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+    )
+
+
 def no_traceback(proc: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
@@ -122,29 +133,19 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
     assert re.search(
-        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
+        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1✔\s+EL2✔\s+EL3✔", listed.stdout
     ), listed.stdout
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
 
 
 def test_list_shows_failing_partly_run_and_edited_since(course):
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
+    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1·\s+EL2✘\s+EL3·", listed), listed
 
     solve(course, "01_event_loop")
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+The event loop\s+◐ partly run\s+1/1", listed), listed
 
@@ -252,7 +253,14 @@ def test_hint_climbs_the_ladder_and_remembers_it(course):
     shown = [kata(course, "hint", "01").stdout for _ in range(n + 1)]
     for i, text in enumerate(shown[:n]):
         assert f"Hint {i + 1} of {n}" in text, text
-    assert "asyncio.sleep" in shown[0] and "asyncio.gather" in shown[3]
+    assert "asyncio.sleep" in shown[0]
+    ladder = catalog.find_kata("01").hints()  # the ladder of kata.toml, in its order
+    assert len(ladder) == n
+    for text, step in zip(shown, ladder):
+        def plain(t: str) -> str:
+            return " ".join(re.sub(r"[`*]", "", t).split())
+
+        assert plain(step.text_in("en"))[:40] in plain(text), (step, text)
     assert "No more hints for kata 01" in shown[n]
     data = json.loads((course / ".kata/progress.json").read_text())
     assert data["hints"]["01_event_loop"] == n
@@ -423,3 +431,143 @@ def test_watch_stops_cleanly_on_ctrl_c(course):
 
 # --- grade: tests/test_grading*.py (the grading engineer's files) ------------------------------
 
+# --- conventions: version, help, completion, bare kata, pass-through, --lf ------------------------
+
+
+def test_version_help_and_completion(course):
+    version = kata(course, "--version")
+    assert version.returncode == 0 and re.fullmatch(r"kata \S+\n", version.stdout), version.stdout
+    helped = kata(course, "-h")
+    assert helped.returncode == 0 and "watch" in helped.stdout and "--install-completion" in helped.stdout
+    assert kata(course, "hint", "-h").returncode == 0
+
+
+def test_bare_kata_watches_the_current_kata_and_hint_without_nn_means_it(course):
+    hinted = kata(course, "hint")
+    assert hinted.returncode == 0 and "Hint 1 of" in hinted.stdout and "kata 01" in hinted.stdout
+    solve(course, "01_event_loop")
+    bare = kata(course)
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "Kata 01 solved" in bare.stdout and "Every kata is solved" in bare.stdout
+
+
+def test_hint_offers_the_ladder_of_the_rule_that_fails_now(course):
+    kata_toml = catalog.find_kata("01").declaration
+    el2 = [h for h in kata_toml.hints if not h.rules or "EL2" in h.rules]
+    assert 0 < len(el2) < len(kata_toml.hints), "kata 01 ties some hints to EL2 only"
+    pytest_in(course, "-k", "fifty")  # EL2 fails
+    shown = kata(course, "hint")
+    assert shown.returncode == 0 and f"Hint 1 of {len(el2)}" in shown.stdout, shown.stdout
+    assert "rule EL2" in shown.stdout
+    data = json.loads((course / ".kata/progress.json").read_text())
+    assert data["hints"] == {"01_event_loop/EL2": 1}
+    korean = kata(course, "--lang", "ko", "hint", "01")
+    assert f"힌트 2/{len(el2)}" in korean.stdout and "규칙 EL2" in korean.stdout, korean.stdout
+
+
+def test_watch_passes_pytest_args_after_a_double_dash_and_last_failed_works(course):
+    first = kata(course, "watch", "01", "--once", "--", "-k", "fifty")
+    assert first.returncode == 1 and "0 of 1 specs pass" in first.stdout, first.stdout + first.stderr
+    assert (course / ".kata/pytest-cache").is_dir()  # the cache provider, inside .kata/
+    solve(course, "01_event_loop")
+    again = kata(course, "watch", "01", "--once", "--", "--lf")
+    assert again.returncode == 0 and "1 of 1 specs pass" in again.stdout, again.stdout
+
+
+# --- two languages --------------------------------------------------------------------------------
+
+
+def test_kata_lang_is_remembered_and_reaches_the_pytest_runs(course):
+    (course / "katas/01_event_loop/conftest.py").write_text(
+        "import os, pathlib\n"
+        "pathlib.Path(__file__).with_name('lang.txt').write_text(os.environ.get('KATA_LANG', '-'))\n"
+    )
+    saved = kata(course, "lang", "ko")
+    assert saved.returncode == 0 and (course / ".kata/lang").read_text().strip() == "ko"
+    listed = kata(course, "list")
+    assert "시작 전" in listed.stdout and "카타" in listed.stdout, listed.stdout
+    assert "not started" in kata(course, "--lang", "en", "list").stdout
+    kata(course, "watch", "01", "--once")
+    assert (course / "katas/01_event_loop/lang.txt").read_text() == "ko"
+    kata(course, "--lang", "en", "watch", "01", "--once")
+    assert (course / "katas/01_event_loop/lang.txt").read_text() == "en"
+    bad = kata(course, "lang", "fr")
+    assert bad.returncode == 2 and "fr" in bad.stderr
+
+
+def test_a_korean_kata_list_stays_aligned_in_80_columns(tmp_path):
+    from rich.cells import cell_len
+
+    course = make_course(tmp_path / "course", katas=("01_event_loop", "02_thread_pool"))
+    pytest_in(course, "-k", "fifty")
+    listed = kata(course, "--lang", "ko", "list", COLUMNS="80")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), "\n".join(lines)
+    header = next(line for line in lines if line.startswith("#"))
+
+    def column(line: str, text: str) -> int:  # the cell offset where `text` starts
+        return cell_len(line[: line.index(text)])
+
+    rows = [line for line in lines if re.match(r"0[12]  ", line)]
+    assert len(rows) == 2, lines
+    assert column(rows[0], "✘ 실패 중") == column(rows[1], "· 시작 전") == column(header, "상태")
+    assert column(rows[0], "0/1") == column(header, "스펙")
+
+
+# --- contributors: the walk-through of CONTRIBUTING.md --------------------------------------------
+
+
+def test_the_contributing_walk_through_scaffolds_and_checks_a_kata(course):
+    """CONTRIBUTING.md: `kata dev new`, fill in, `kata dev check`: one line per problem."""
+    new = kata(course, "dev", "new", "10_retries")
+    assert new.returncode == 0, new.stdout + new.stderr
+    assert "katas/10_retries/kata.toml" in new.stdout and "kata dev check 10" in new.stdout
+    for rel in ("README.md", "README.ko.md", "messages.toml", "retries.py", "test_retries.py"):
+        assert (course / "katas/10_retries" / rel).is_file(), rel
+    assert (course / "solutions/10_retries/retries.py").is_file()
+    assert "TODO" in (course / "katas/10_retries/retries.py").read_text()
+
+    checked = kata(course, "dev", "check", "10", timeout=600)
+    problems = [l for l in checked.stdout.splitlines() if "10_retries" in l and "..." not in l]
+    assert checked.returncode == 1 and problems == [
+        "tests/mistakes/10_retries.toml declares no mistake ([[mistake]]; at least one)"
+    ], checked.stdout + checked.stderr
+
+    # Step 3 of the walk-through: declare the mistake the spec catches, and a variant.
+    with (course / "tests/mistakes/10_retries.toml").open("a") as f:
+        f.write('\n[[mistake]]\nid = "squares"\nrule = "RE1"\nwhy = "Squares, not doubles."\n'
+                'file = "retries.py"\nreplace = "return 2 * x"\nwith = "return x * x"\n')
+    variant = course / "tests/variants/10_retries/plus-itself"
+    variant.mkdir()
+    (variant / "retries.py").write_text("async def answer(x: int) -> int:\n    return x + x\n")
+    with (course / "tests/variants/10_retries/variants.toml").open("a") as f:
+        f.write('[[variant]]\nid = "plus-itself"\nexpect = "pass"\nwhy = "x + x, written differently."\n')
+    checked = kata(course, "dev", "check", "10", timeout=600)
+    assert checked.returncode == 0 and "0 problem(s) in 1 kata(s)" in checked.stdout, checked.stdout
+
+    # A problem is one line: a Korean README without its task section.
+    ko = course / "katas/10_retries/README.ko.md"
+    ko.write_text(ko.read_text().replace("## 과제", "## 할 일"))
+    quick = kata(course, "dev", "check", "10", "--quick")
+    assert quick.returncode == 1
+    assert "katas/10_retries/README.ko.md lacks the section(s) ## 과제" in quick.stdout, quick.stdout
+
+    assert kata(course, "dev", "sync").returncode == 0
+    assert kata(course, "dev", "sync", "--check").returncode == 0
+
+
+def test_the_self_tests_judge_the_course_as_shipped_not_a_solved_kata(course):
+    """A learner who solved kata 01 runs the project's own tests: the stubs come from the
+    manifest, so "the stub fails" and "marks a TODO" still hold."""
+    for name in ("conftest.py", "test_specs_are_real.py", "test_catalog.py"):
+        shutil.copy2(ROOT / "tests" / name, course / "tests" / name)
+    solve(course, "01_event_loop")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_specs_are_real.py", "tests/test_catalog.py",
+         "-q", "-p", "no:randomly", "-k", "stub or TODO or mirror or valid"],
+        cwd=course, env=env_for(course), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    last = proc.stdout.splitlines()[-1]
+    assert re.search(r"\b[1-9]\d* passed", last) and not re.search(r"\b\d+ failed", last), last

@@ -239,3 +239,17 @@ def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner
     check = run(instructor, "kata_tools.grading.check", str(tmp_path / "o/report.json"), "01_event_loop")
     assert check.returncode == 1 and "tampered" in check.stdout
     assert os.path.getsize(tmp_path / "gs.json") > 0
+
+
+def test_proportional_scoring_counts_agreeing_passes_and_nothing_for_an_early_end(tmp_path):
+    from test_grading_cheats import PYTEST_EXIT_AFTER_ONE_RULE, STUB_WITH_EL1
+
+    course = instructor_course(tmp_path / "course", grading_toml='[grading]\nscoring = "proportional"\n')
+    learner = learner_checkout(course, tmp_path / "learner")
+    learner_file(learner).write_text(STUB_WITH_EL1)
+    honest = grade_from(course, learner, tmp_path)["katas"][0]
+    assert honest["status"] == "failing" and 0 < honest["score"] < 10
+    assert honest["score"] == round(10 * honest["passed"] / honest["total"], 2)
+    learner_file(learner).write_text(PYTEST_EXIT_AFTER_ONE_RULE)
+    cheat = grade_from(course, learner, tmp_path)["katas"][0]
+    assert cheat["score"] == 0 and "specs ran" in cheat["message"]

@@ -55,7 +55,8 @@ def test_honest_work_on_one_rule_scores_zero(instructor, learner, tmp_path):
 
 
 def test_cheat_copying_solutions_is_impossible_in_the_student_release(instructor, learner):
-    assert not (learner / "solutions").exists() and not (learner / "tests").exists()
+    assert not (learner / "solutions").exists() and not (learner / "tests" / "mistakes").exists()
+    assert [p.name for p in (learner / "tests").iterdir()] == ["README.md"]
     solution = (instructor / "solutions/01_event_loop/event_loop.py").read_text()
     telltale = "return await asyncio.gather(*(handler(request_id) for request_id in request_ids))"
     assert telltale in solution
@@ -202,3 +203,27 @@ def test_cheat_a_hard_exit_with_code_zero(instructor, learner, tmp_path):
     assert kata["status"] == "failing" and kata["score"] == 0 and kata["exit_code"] == 0
     assert "os._exit" in kata["message"]
     assert "os._exit" in reviewed(kata)
+
+
+WRITES_TO_THE_RESULT_PIPE = STUB_WITH_EL1 + '''
+import json, os, stat
+_forged = b"".join(
+    (json.dumps(m) + "\\n").encode()
+    for m in [{"type": "report", "nodeid": "katas/01_event_loop/test_event_loop.py::x", "when": "call",
+               "outcome": "passed"}, {"type": "finish", "exitstatus": 0}]
+)
+for _fd in range(3, 64):
+    try:
+        if stat.S_ISFIFO(os.fstat(_fd).st_mode):
+            os.write(_fd, _forged)
+    except OSError:
+        pass
+'''
+
+
+def test_cheat_writing_forged_results_into_the_graders_pipe(instructor, learner, tmp_path):
+    learner_file(learner).write_text(WRITES_TO_THE_RESULT_PIPE)
+    kata = grade_01(instructor, learner, tmp_path)
+    assert kata["status"] == "tampered" and kata["score"] == 0
+    assert "pipe" in kata["message"]
+    assert "fd" in reviewed(kata)

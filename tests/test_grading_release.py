@@ -54,7 +54,8 @@ def test_the_release_holds_no_answers_and_the_pristine_learner_files(instructor,
     dest = ROOT.__class__(student["dest"])
     top = {p.name for p in dest.iterdir()}
     assert {"katas", "kata_tools", "kata_blog", "pyproject.toml", "conftest.py", "grading.toml"} <= top
-    assert not top & {"solutions", "tests", "benchmarks", "CONTRIBUTING.md", ".git", ".kata"}
+    assert not top & {"solutions", "benchmarks", "CONTRIBUTING.md", ".git", ".kata"}
+    assert [p.name for p in (dest / "tests").iterdir()] == ["README.md"]
     assert not list(dest.rglob("__pycache__")) and not list(dest.rglob("*.pyc"))
     assert not (dest / ".github/classroom").exists()
     pristine = manifest.load(instructor)
@@ -110,6 +111,8 @@ def test_the_release_refuses_to_overwrite_or_to_nest(instructor, tmp_path):
 
 def test_the_pristine_release_grades_itself_to_zero_in_place(student):
     dest = ROOT.__class__(student["dest"])
+    bare = run(dest, "pytest", "-q")  # no self-tests shipped: says so, no traceback
+    assert bare.returncode == 5 and "Traceback" not in bare.stdout + bare.stderr, bare.stdout + bare.stderr
     proc = run(dest, "kata_tools.cli", "grade", "1", "--out", "grade-report")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     check = run(dest, "kata_tools.grading.check", "grade-report/report.json", "01_event_loop")

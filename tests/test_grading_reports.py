@@ -7,6 +7,7 @@ and Markdown with a lone surrogate; the rest on synthetic reports (fast).
 from __future__ import annotations
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -37,6 +38,7 @@ def test_hostile_learner_text_gives_bounded_valid_reports(tmp_path, monkeypatch)
     course = instructor_course(tmp_path / "course")
     learner = learner_checkout(course, tmp_path / "learner")
     learner_file(learner).write_text(HOSTILE)
+    (learner / "katas/01_event_loop" / os.fsdecode(b"bad\xff<b>.py")).write_text("")  # not UTF-8
     step_summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     out = tmp_path / "out"
@@ -61,6 +63,8 @@ def test_hostile_learner_text_gives_bounded_valid_reports(tmp_path, monkeypatch)
     script = reports.md("<script>alert(1)</script> | **bold** [a](http://x)")
     assert "<" not in script and "&lt;script&gt;" in script and "\\*\\*bold\\*\\*" in script and "\\[a\\]" in script
     ET.parse(out / "junit.xml")  # well-formed despite NULs, escapes and surrogates
+    assert [c["path"] for c in loaded["manifest"]["changes"]] == ["katas/01_event_loop/bad\ufffd<b>.py"]
+    assert "bad\ufffd&lt;b&gt;\\.py" in summary
     gradescope = json.loads((out / "results.json").read_text())
     assert gradescope["score"] == 0 and gradescope["tests"][0]["status"] == "failed"
 

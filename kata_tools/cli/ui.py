@@ -79,7 +79,7 @@ def rule_line(kata: catalog.Kata, rules: dict[str, str]) -> Text:
     shown = Text()
     for rule in kata.rules:
         mark, style = MARK.get(rules.get(rule.id, results.NOT_RUN), MARK[results.NOT_RUN])
-        shown.append(f"{rule.id} {mark}  ", style=style)
+        shown.append(f"{rule.id}{mark} ", style=style)  # id and mark never wrap apart
     return shown
 
 

@@ -3,8 +3,8 @@
 Two modes (docs/grading.md says what each can and cannot catch):
 
 - `kata grade --from CHECKOUT` (the documented default for marks that count, run where the
-  instructor controls the course: Gradescope, a Classroom workflow that checks out the course,
-  the instructor's laptop). Only the learner files each kata.toml declares are copied from
+  instructor controls the course: Gradescope, a Classroom workflow that checks out the pristine
+  template, the instructor's laptop). Only the learner files each kata.toml declares are copied from
   CHECKOUT, never through a symlink, into a fresh copy of this course; nothing else of the
   checkout is read. Its other changes are listed ("counted": false) and change no score.
 - `kata grade` in a learner's own checkout (their CI): the same isolated runs, and every change

@@ -6,10 +6,12 @@ own process), then one classroom-resources/autograding-command-grader step per k
 kata's line of the report (`python -m kata_tools.grading.check`) and
 classroom-resources/autograding-grading-reporter sends the points to Classroom.
 
-With `course_repo` the workflow also checks out the instructor's course (the pristine specs and
-tooling; a private one needs the KATA_COURSE_TOKEN secret) and grades the student's files
-`--from` their checkout; without it, it grades the student's repository in place, with the
-manifest digest of the release pinned (docs/grading.md says what each catches).
+With `course_repo` (the assignment's template repository: the release itself, pristine, which
+students can read but not change; never the instructor's full course, since a workflow in a
+student's repository can read whatever it checks out) the workflow checks it out beside the
+submission and grades the student's files `--from` their checkout; a private one needs the
+KATA_COURSE_TOKEN secret. Without it, it grades the student's repository in place. Either way the
+release's manifest digest is pinned (docs/grading.md says what each mode catches).
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ def workflow(root: Path, digest: str, course_repo: str | None = None, course_ref
         uses: {CHECKOUT}
         with:
           path: submission
-      # The instructor's course: the pristine specs and tooling the submission is graded with.
-      # A private course needs a read-only token in the secret KATA_COURSE_TOKEN.
+      # The assignment's template (the student release, pristine): the specs and tooling the
+      # submission is graded with. A private one needs a read-only token in KATA_COURSE_TOKEN.
       - name: Check out the course
         uses: {CHECKOUT}
         with:

@@ -12,8 +12,12 @@ import asyncio
 import gc
 import hashlib
 import inspect
-import re
+import os
+import random
+import string
+import sys
 import threading
+import time
 import warnings
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,14 +32,25 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from kata_blog import seed
+from kata_tools.i18n import catalog
 from kata_tools.loader import display
-from kata_tools.probes import BlockingSpy, Heartbeat, loop_running_here
+from kata_tools.probes import BlockingSpy, Heartbeat, loop_running_here, unawaited_in
 
 pytestmark = pytest.mark.asyncio
+MSG = catalog(__file__)
 
 ANSWER_WITHIN = 8.0  # seconds a request may take before the spec calls it hung
-MISSING = 999  # no post has this id
-NO_SERVER = "postgresql://kata@/never_connected?host=/nonexistent"  # for a spec with no query
+DEFAULT_EXECUTOR = min(32, (os.cpu_count() or 1) + 4)  # asyncio.to_thread's threads
+
+
+def missing_id() -> int:
+    """An id no post has (varied, so no answer can be written for one number)."""
+    return random.randint(max(seed.POSTS) + 100, 99_999)
+
+
+def words(prefix: str) -> str:
+    """A comment text of its own for this run."""
+    return prefix + " " + "".join(random.choices(string.ascii_lowercase, k=8))
 
 
 @pytest.fixture
@@ -98,6 +113,8 @@ def _frames(tb):
 async def call_learner(kata, function, *args) -> Call:
     """Await function(*args); record its result or error and every coroutine it never awaited."""
     call = Call()
+    depth = sys.get_coroutine_origin_tracking_depth()
+    sys.set_coroutine_origin_tracking_depth(max(depth, 2))  # so a warning names the learner line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -106,44 +123,37 @@ async def call_learner(kata, function, *args) -> Call:
             raise  # a TODO: the kata plugin shows it as one
         except Exception as e:
             first_line = str(e).splitlines()[0] if str(e) else ""
+            if len(first_line) > 120:
+                first_line = first_line[:117] + "..."
             call.error = f"{type(e).__name__}: {first_line}"
             call.error_type = type(e)
             call.where = learner_line(kata, e)
         if call.error:
             gc.collect()  # the error's frames may hold a coroutine never awaited: warn it here
+    sys.set_coroutine_origin_tracking_depth(depth)
     call.never_awaited = never_awaited_in(caught)
     return call
 
 
 def never_awaited_in(caught) -> list:
-    """The names of the coroutines that Python warned were never awaited."""
-    found = (re.search(r"coroutine '([^']+)' was never awaited", str(w.message)) for w in caught)
-    return [match.group(1) for match in found if match]
+    """The coroutines that Python warned were never awaited (kata_tools.probes' shared reading:
+    each one's qualified name and the learner line that created it)."""
+    return unawaited_in(caught)
 
 
 def never_awaited_message(call, what: str) -> str:
-    names = ", ".join(sorted(set(call.never_awaited)))
-    return (
-        f"{what} called {names} without await. Calling an async method only creates a "
-        f"coroutine: nothing ran, and Python warned 'coroutine ... was never awaited'. Await "
-        f"every call that talks to the database: commit, refresh, execute, scalars, get (AE5)."
-    )
+    names = ", ".join(sorted({u.name for u in call.never_awaited}))
+    where = next((u.where for u in call.never_awaited if u.where), "")
+    return MSG("never-awaited", what=what, names=names, at=f" ({where})" if where else "")
 
 
 def error_message(call: Call, what: str) -> str:
     at = f" at {call.where}" if call.where else ""
     if call.error_type is TypeError and "await" in call.error:
-        return (
-            f"{what} raised {call.error}{at}. db.add(obj) is a plain call: it only stages the "
-            f"object in the session (no I/O) and returns None, and None cannot be awaited. "
-            f"Call it without await; commit is what sends it (AE5)."
-        )
+        return MSG("awaited-a-plain-call", what=what, error=call.error, at=at)
     if call.error_type is AttributeError and "coroutine" in call.error:
-        return (
-            f"{what} raised {call.error}{at}: a method of the session was called without await, "
-            f"so you got a coroutine instead of its result. `(await db.scalars(stmt)).all()` (AE5)."
-        )
-    return f"{what} raised {call.error}{at}. Read the README's rules for what it must do (AE5)."
+        return MSG("got-a-coroutine", what=what, error=call.error, at=at)
+    return MSG("raised", what=what, error=call.error, at=at)
 
 
 # --- serving the learner's app -----------------------------------------------------------------
@@ -151,15 +161,18 @@ def error_message(call: Call, what: str) -> str:
 
 @dataclass
 class Served:
-    """An httpx client on the learner's app, and what the app left behind."""
+    """An httpx client on the learner's app (its lifespan started), and what the app left behind."""
 
     client: httpx.AsyncClient
+    app: object = None
+    engine: object = None  # app.state.engine, read after the lifespan started
     never_awaited: list = field(default_factory=list)  # coroutines created and never awaited
 
 
 @asynccontextmanager
 async def serving(kata, url: str):
-    """Serve create_app(url) to an httpx client; dispose the app's engine afterwards."""
+    """Serve create_app(url) to an httpx client with the app's lifespan around it, as a server
+    does; dispose the app's engine afterwards (a lifespan that disposes it too is fine)."""
     try:
         app = kata.create_app(url)
     except NotImplementedError:
@@ -167,35 +180,31 @@ async def serving(kata, url: str):
     except Exception as e:
         hint = ""
         if "psycopg" in str(e) or "is not async" in str(e):
-            hint = (
-                " A postgresql:// URL names no async driver: an async engine needs "
-                "postgresql+asyncpg://, switched from the same DATABASE_URL (SM1)."
-            )
+            hint = "\n" + MSG("no-async-driver-hint")
         pytest.fail(
-            f"create_app(DATABASE_URL) raised {type(e).__name__}: {str(e).splitlines()[0]}."
+            MSG("create-app-raised", error=type(e).__name__, text=str(e).splitlines()[0] if str(e) else "")
             + hint,
             pytrace=False,
         )
-    engine = getattr(app.state, "engine", None)
-    if engine is None:
-        pytest.fail(
-            "create_app must keep its engine on app.state.engine, so that whoever stops the app "
-            "(here, the spec) can dispose it and close its connections.",
-            pytrace=False,
-        )
+    engine = None
     transport = httpx.ASGITransport(app=app)  # app exceptions reach the spec as raised
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                served = Served(client)
-                yield served
+            async with app.router.lifespan_context(app):
+                engine = getattr(app.state, "engine", None)  # after start-up: a lifespan engine counts
+                if engine is None:
+                    pytest.fail(MSG("no-engine"), pytrace=False)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                    served = Served(client, app, engine)
+                    yield served
             gc.collect()  # a coroutine never awaited warns when it is collected: collect it here
         served.never_awaited = never_awaited_in(caught)
     finally:
-        disposed = engine.dispose()
-        if inspect.isawaitable(disposed):
-            await disposed
+        if engine is not None:
+            disposed = engine.dispose()
+            if inspect.isawaitable(disposed):
+                await disposed
 
 
 @dataclass
@@ -203,6 +212,9 @@ class Answer:
     status: int | None = None
     body: object = None
     error: str = ""
+
+    def said(self) -> str:
+        return f"{self.status} {self.error or repr(self.body)[:160]}"
 
 
 async def send(client, method: str, url: str, **kwargs) -> Answer:
@@ -230,6 +242,7 @@ class Statements:
         self.marker = marker
         self.current = self.peak = 0
         self.sent = []  # (driver, loop running in the sending thread?)
+        self.threads = set()  # threads with no event loop that sent a marked statement
         self._lock = threading.Lock()
         event.listen(Engine, "before_cursor_execute", self._before)
         event.listen(Engine, "after_cursor_execute", self._after)
@@ -240,6 +253,8 @@ class Statements:
             if self.marker in statement:
                 self.current += 1
                 self.peak = max(self.peak, self.current)
+                if not loop_running_here():
+                    self.threads.add(threading.get_ident())
 
     def _after(self, conn, cursor, statement, *args):
         if self.marker in statement:
@@ -258,31 +273,53 @@ class Statements:
         return sum(1 for driver, on_loop in self.sent if on_loop and driver != "asyncpg")
 
 
+class PoolPeak:
+    """The most connections an engine's pool lent at once (attached once the app has started)."""
+
+    def __init__(self, engine):
+        self.now = self.peak = 0
+        self._lock = threading.Lock()
+        pool = getattr(engine, "sync_engine", engine).pool
+        self.cap = None
+        if hasattr(pool, "size") and hasattr(pool, "_max_overflow"):
+            if pool.size() > 0 and pool._max_overflow >= 0:
+                self.cap = pool.size() + pool._max_overflow
+        event.listen(pool, "checkout", self._out)
+        event.listen(pool, "checkin", self._in)
+
+    def _out(self, *_):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def _in(self, *_):
+        with self._lock:
+            self.now -= 1
+
+
 # --- AE5: add is a plain call; commit, refresh, get, scalars, execute are awaited ---------------
 
 
 @pytest.mark.rule("AE5")
 async def test_add_comment_commits_the_new_comment_to_the_database(kata, sessions):
     """add_comment stages with db.add and awaits db.commit: afterwards the comment is stored."""
+    post_id, content = random.choice([1, 2, 3, 4, 5]), words("Awaited, so committed:")
     async with sessions() as db:
-        call = await call_learner(kata, kata.add_comment, db, 1, "Awaited, so committed.")
-    rows = await stored(
-        sessions, "SELECT post_id FROM comments WHERE content = 'Awaited, so committed.'"
-    )
+        call = await call_learner(kata, kata.add_comment, db, post_id, content)
+    rows = await stored(sessions, "SELECT post_id FROM comments WHERE content = :c", c=content)
 
+    what = f"add_comment(db, {post_id}, {content!r})"
     assert not call.never_awaited, never_awaited_message(call, "add_comment")
-    assert not call.error, error_message(call, "add_comment(db, 1, ...)")
-    assert rows == [(1,)], (
-        f"add_comment(db, 1, ...) returned, but the database holds {len(rows)} such comment(s) "
-        f"on post 1: nothing was committed. db.add only stages; `await db.commit()` writes (AE5)."
-    )
+    assert not call.error, error_message(call, what)
+    assert rows == [(post_id,)], MSG("not-committed", what=what, rows=len(rows), post_id=post_id)
 
 
 @pytest.mark.rule("AE5")
 async def test_add_comment_returns_the_comment_refreshed_and_readable(kata, sessions):
     """Commit expires the comment; add_comment awaits db.refresh, so it reads without a query."""
+    post_id, content = random.choice([1, 2, 3, 4, 5]), words("Refreshed after commit:")
     async with sessions() as db:
-        call = await call_learner(kata, kata.add_comment, db, 2, "Refreshed after commit.")
+        call = await call_learner(kata, kata.add_comment, db, post_id, content)
         comment, read, problem = call.result, None, ""
         if not call.error and not call.never_awaited:
             try:
@@ -291,21 +328,18 @@ async def test_add_comment_returns_the_comment_refreshed_and_readable(kata, sess
                 problem = type(e).__name__
             except AttributeError as e:
                 problem = f"AttributeError: {e}"
-    rows = await stored(
-        sessions, "SELECT id FROM comments WHERE content = 'Refreshed after commit.'"
-    )
+    rows = await stored(sessions, "SELECT id FROM comments WHERE content = :c", c=content)
 
+    what = f"add_comment(db, {post_id}, {content!r})"
     assert not call.never_awaited, never_awaited_message(call, "add_comment")
-    assert not call.error, error_message(call, "add_comment(db, 2, ...)")
-    assert not problem, (
-        f"Reading comment.id on what add_comment returned raised {problem}: commit expired the "
-        f"object (expire_on_commit=True), and reloading it needs a query that a plain attribute "
-        f"read cannot await. `await db.refresh(comment)` after the commit (AE5)."
-    )
-    assert read is not None and rows and read == (rows[0][0], 2, "Refreshed after commit."), (
-        f"add_comment(db, 2, 'Refreshed after commit.') returned {comment!r} reading as {read!r}; "
-        f"expected the stored comment (id {rows[0][0] if rows else '?'}, post 2, that "
-        f"content) (AE5)."
+    assert not call.error, error_message(call, what)
+    if problem.startswith("AttributeError") and comment is None:
+        pytest.fail(MSG("returned-none", what=what), pytrace=False)
+    assert not problem, MSG("expired", what=what, problem=problem)
+    stored_id = rows[0][0] if rows else "?"
+    assert read is not None and rows and read == (rows[0][0], post_id, content), MSG(
+        "wrong-comment", what=what, result=repr(comment)[:80], read=read, id=stored_id,
+        post_id=post_id,
     )
 
 
@@ -314,105 +348,116 @@ async def test_add_comment_on_a_missing_post_raises_post_not_found_and_writes_no
     kata, sessions
 ):
     """add_comment awaits db.get: a missing post raises PostNotFound before anything is staged."""
+    missing, content = missing_id(), words("Nobody will read this:")
     async with sessions() as db:
-        call = await call_learner(kata, kata.add_comment, db, MISSING, "Nobody will read this.")
-    rows = await stored(
-        sessions, "SELECT id FROM comments WHERE content = 'Nobody will read this.'"
-    )
+        call = await call_learner(kata, kata.add_comment, db, missing, content)
+    rows = await stored(sessions, "SELECT id FROM comments WHERE content = :c", c=content)
 
-    assert not call.never_awaited, never_awaited_message(call, f"add_comment(db, {MISSING}, ...)")
-    assert call.error_type is kata.PostNotFound, (
-        f"add_comment(db, {MISSING}, ...) for a post that does not exist "
-        f"{'raised ' + call.error if call.error else 'returned ' + repr(call.result)}; it must "
-        f"raise PostNotFound. `await db.get(Post, post_id)` is None when there is no such "
-        f"post (AE5)."
-    )
-    assert not rows, f"add_comment wrote {len(rows)} comment(s) for a missing post (AE5)."
+    what = f"add_comment(db, {missing}, ...)"
+    assert not call.never_awaited, never_awaited_message(call, what)
+    did = MSG("did-raise", error=call.error) if call.error else MSG("did-return", result=repr(call.result)[:80])
+    if call.error_type is not kata.PostNotFound and not rows and call.error_type is not None and issubclass(call.error_type, sqlalchemy.exc.IntegrityError):
+        pytest.fail(MSG("missing-integrity", what=what, error=call.error), pytrace=False)
+    assert call.error_type is kata.PostNotFound, MSG("missing-not-raised", what=what, did=did)
+    assert not rows, MSG("missing-wrote", rows=len(rows))
 
 
 @pytest.mark.rule("AE5")
 async def test_comments_of_returns_the_posts_comments_oldest_first(kata, sessions):
     """comments_of awaits db.scalars(select(...)) and returns the comments in id order."""
+    post_id = random.choice([1, 4])  # posts with several comments
+    # Store the post's oldest comment again (deleted and re-inserted with the same id and text):
+    # PostgreSQL now keeps its row last, in the table and in the indexes, so a select without
+    # ORDER BY no longer happens to return id order.
+    async with sessions() as touch:
+        await touch.execute(
+            text("WITH gone AS (DELETE FROM comments WHERE id = "
+                 "(SELECT min(id) FROM comments WHERE post_id = :p) RETURNING *) "
+                 "INSERT INTO comments SELECT * FROM gone"), {"p": post_id}
+        )
+        await touch.commit()
     async with sessions() as db:
-        call = await call_learner(kata, kata.comments_of, db, 1)
+        call = await call_learner(kata, kata.comments_of, db, post_id)
         try:
             contents = [comment.content for comment in call.result or []]
-        except TypeError:
+        except (TypeError, AttributeError):
             contents = call.result
         empty = await call_learner(kata, kata.comments_of, db, 5) if not call.error else Call()
 
     assert not (call.never_awaited or empty.never_awaited), never_awaited_message(
         call if call.never_awaited else empty, "comments_of"
     )
-    assert not call.error, error_message(call, "comments_of(db, 1)")
-    assert contents == seed.comments_of(1), (
-        f"comments_of(db, 1) gave {contents!r}; post 1's comments oldest first are "
-        f"{seed.comments_of(1)!r} (AE5)."
+    assert not call.error, error_message(call, f"comments_of(db, {post_id})")
+    expected = seed.comments_of(post_id)
+    assert contents == expected, MSG(
+        "comments-wrong", post_id=post_id, got=repr(contents)[:200], expected=expected
     )
-    assert list(empty.result or []) == [] and not empty.error, (
-        f"comments_of(db, 5) gave {empty.result!r} {empty.error}; post 5 has no comments: [] (AE5)."
+    assert list(empty.result or []) == [] and not empty.error, MSG(
+        "comments-not-empty", got=repr(empty.result)[:120], error=empty.error
     )
 
 
 @pytest.mark.rule("AE5")
 async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata, blog_db):
     """POST .../comments answers 201 with the new comment, GET lists it, a missing post is 404."""
-    new = "Through the whole async stack."
+    post_id, new, missing = random.choice([1, 2, 3, 4]), words("Through the whole stack:"), missing_id()
     async with serving(kata, blog_db.plain_url) as served:
         client = served.client
-        created = await send(client, "POST", "/posts/4/comments", json={"content": new})
-        listed = await send(client, "GET", "/posts/4/comments")
-        missing = await send(client, "POST", f"/posts/{MISSING}/comments", json={"content": new})
+        created = await send(client, "POST", f"/posts/{post_id}/comments", json={"content": new})
+        listed = await send(client, "GET", f"/posts/{post_id}/comments")
+        gone = await send(client, "POST", f"/posts/{missing}/comments", json={"content": new})
 
     assert not served.never_awaited, never_awaited_message(served, "The comment endpoints")
-    assert created.status == 201 and isinstance(created.body, dict), (
-        f"POST /posts/4/comments answered {created.status} {created.error or created.body!r}; "
-        f"expected 201 with the new comment (AE5)."
+    url = f"/posts/{post_id}/comments"
+    assert created.status == 201 and isinstance(created.body, dict), MSG(
+        "post-answered", url=url, said=created.said()
     )
-    assert isinstance(created.body.get("id"), int) and created.body.get("content") == new, (
-        f"POST /posts/4/comments answered {created.body!r}; expected its id and content (AE5)."
+    assert isinstance(created.body.get("id"), int) and created.body.get("content") == new, MSG(
+        "post-body", url=url, body=repr(created.body)[:160]
     )
     contents = [c.get("content") for c in listed.body] if isinstance(listed.body, list) else None
-    assert listed.status == 200 and contents == seed.comments_of(4) + [new], (
-        f"GET /posts/4/comments answered {listed.status} {listed.error or listed.body!r}; "
-        f"expected post 4's comments oldest first, the new one last (AE5)."
+    assert listed.status == 200 and contents == seed.comments_of(post_id) + [new], MSG(
+        "list-answered", url=url, said=listed.said(), post_id=post_id
     )
-    assert missing.status == 404, (
-        f"POST /posts/{MISSING}/comments (no such post) answered {missing.status} "
-        f"{missing.error or missing.body!r}; catch PostNotFound and answer 404 (AE5)."
-    )
+    assert gone.status == 404, MSG("missing-not-404", url=f"/posts/{missing}/comments", said=gone.said())
 
 
 # --- SM1: the whole stack switched, or the loop stalls -----------------------------------------
 
 
-@pytest.mark.rule("SM1", "EL3")
-async def test_five_slow_queries_from_five_requests_run_at_the_same_time(kata, blog_db):
-    """Five requests each waiting 0.3 s on the database overlap: five queries in flight at once."""
+@pytest.mark.rule("SM1", "EL3", "CP7")
+async def test_slow_queries_from_several_requests_run_at_the_same_time(kata, blog_db):
+    """Several requests each waiting 0.3 s on the database overlap: all their queries in flight at once."""
+    n = random.randint(6, 12)  # within the default async pool's 5 + 10
     statements = Statements(marker="pg_sleep")
     try:
         async with serving(kata, blog_db.plain_url) as served:
+            pool = PoolPeak(served.engine)
             async with Heartbeat(interval=0.01) as heart:
                 answers = await asyncio.gather(
-                    *(send(served.client, "GET", "/slow", params={"seconds": 0.3}) for _ in "12345")
+                    *(send(served.client, "GET", "/slow", params={"seconds": 0.3}) for _ in range(n))
                 )
     finally:
         statements.close()
 
     assert not served.never_awaited, never_awaited_message(served, "GET /slow")
     failed = [a for a in answers if a.status != 200]
-    assert not failed, (
-        f"{len(failed)} of 5 GET /slow requests failed: {failed[0].status} "
-        f"{failed[0].error or failed[0].body!r} (SM1)."
-    )
-    assert statements.peak == 5, (
-        f"Five GET /slow?seconds=0.3 requests sent at once had their queries in flight "
-        f"{statements.peak} at a time at most, and the event loop stalled for "
-        f"{heart.max_gap:.2f} s: an "
-        f"async def endpoint ran a query through a synchronous session, which blocks the loop. "
-        f"Switch the whole stack: asyncpg, create_async_engine, async_sessionmaker, "
-        f"AsyncSession, `await db.execute(...)` (SM1)."
-    )
+    assert not failed, MSG("slow-failed", failed=len(failed), n=n, said=failed[0].said() if failed else "")
+    if statements.peak < n and statements.blocking_on_loop():
+        pytest.fail(
+            MSG("slow-blocked", n=n, peak=statements.peak, gap=heart.max_gap,
+                blocked=statements.blocking_on_loop()),
+            pytrace=False,
+        )
+    if statements.peak < n and pool.cap is not None and pool.peak >= pool.cap:
+        pytest.fail(MSG("slow-pool", n=n, peak=statements.peak, cap=pool.cap), pytrace=False)
+    if statements.peak < n and statements.threads and statements.peak <= len(statements.threads):
+        pytest.fail(
+            MSG("slow-threads", n=n, peak=statements.peak, threads=len(statements.threads),
+                executor=DEFAULT_EXECUTOR),
+            pytrace=False,
+        )
+    assert statements.peak == n, MSG("slow-capped", n=n, peak=statements.peak)
 
 
 @pytest.mark.rule("SM1", "EL4")
@@ -425,43 +470,51 @@ async def test_every_query_of_the_app_goes_through_asyncpg(kata, blog_db):
     finally:
         statements.close()
 
-    assert answer.status == 200, (
-        f"GET /slow?seconds=0 answered {answer.status} {answer.error or answer.body!r} (SM1)."
-    )
-    assert statements.sent and statements.drivers == {"asyncpg"}, (
-        f"The app's queries went through {sorted(statements.drivers) or 'no driver at all'} "
-        f"({statements.blocking_on_loop()} of them on the event loop's own thread). This kata "
-        f"switches the whole stack at once: the URL to postgresql+asyncpg://, create_engine to "
-        f"create_async_engine, sessionmaker to async_sessionmaker, Session to AsyncSession (SM1)."
+    assert answer.status == 200, MSG("slow-zero", said=answer.said())
+    assert statements.sent and statements.drivers == {"asyncpg"}, MSG(
+        "not-asyncpg",
+        drivers=", ".join(sorted(statements.drivers)) or "-",
+        on_loop=statements.blocking_on_loop(),
     )
 
 
 # --- EL5: CPU work is not awaited, and still must leave the loop -------------------------------
 
+HASHES = 3  # hash requests sent at once
+
 
 @pytest.mark.rule("EL5")
-async def test_hashing_a_password_runs_on_a_worker_thread_not_on_the_loop(kata, monkeypatch):
-    """Hashing needs no await (no I/O), but its CPU time must not hold the loop: use a thread."""
-    expected = kata.hash_password("correct horse").hex()
-    spy = BlockingSpy("hashlib.pbkdf2_hmac")
+async def test_hashing_a_password_leaves_the_event_loop_free(kata, blog_db, monkeypatch):
+    """Hashing needs no await (no I/O), but its CPU time must not hold the loop: while the
+    requests hash, a heartbeat on the loop keeps ticking (a thread or a process pool both do)."""
+    passwords = [words("pw") for _ in range(HASHES)]
+    expected = {pw: kata.hash_password(pw).hex() for pw in passwords}
+    spy = BlockingSpy("hashlib.pbkdf2_hmac")  # a second signal for the message only
     monkeypatch.setattr(hashlib, "pbkdf2_hmac", spy.wrap(hashlib.pbkdf2_hmac))
 
-    async with serving(kata, NO_SERVER) as served:
+    async with serving(kata, blog_db.plain_url) as served:
         async with Heartbeat(interval=0.01) as heart:
-            answer = await send(
-                served.client, "POST", "/password-hash", json={"password": "correct horse"}
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(send(served.client, "POST", "/password-hash", json={"password": pw})
+                  for pw in passwords)
             )
+            elapsed = time.perf_counter() - started
+            ticks = heart.ticks
 
-    assert answer.status == 200 and answer.body == {"hash": expected}, (
-        f"POST /password-hash answered {answer.status} {answer.error or answer.body!r}; expected "
-        f"200 with {{'hash': hash_password(password).hex()}} (EL5)."
-    )
-    assert spy.calls >= 1, (
-        "POST /password-hash answered without calling hash_password; hash with the given "
-        "hash_password (EL5)."
-    )
-    assert spy.calls_on_loop == 0, (
-        f"hash_password ran on the event loop's thread and held it for {heart.max_gap:.2f} s: "
-        f"every other request waited. It needs no await (no I/O), but CPU work must leave the "
-        f"loop: `await asyncio.to_thread(hash_password, ...)` or run_in_threadpool (EL5)."
+    wrong = [(pw, a.said()) for pw, a in zip(passwords, answers)
+             if a.status != 200 or a.body != {"hash": expected[pw]}]
+    assert not wrong, MSG("hash-wrong", password=wrong[0][0] if wrong else "", said=wrong[0][1] if wrong else "")
+    free_ticks = elapsed / heart.interval
+    # A held loop ticks at most once between two hashes (0 ticks measured for 3 hashes); a free
+    # one keeps ticking (40-48 % of free_ticks measured with 3 hashing threads on a loaded 2-core
+    # machine). The bar sits far from both.
+    assert ticks >= max(2 * HASHES + 2, 0.1 * free_ticks), MSG(
+        "hash-on-loop",
+        n=HASHES,
+        ticks=ticks,
+        seconds=elapsed,
+        expected=round(free_ticks),
+        gap=heart.max_gap,
+        spied=MSG("hash-spied", calls=spy.calls_on_loop) if spy.calls_on_loop else "",
     )
