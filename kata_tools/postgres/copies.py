@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREPARED_AHEAD = 3  # database copies made ahead of the specs that will use them
+COPIERS = 2  # threads making them: on a loaded machine one copy took longer than a failing spec
 COPY_WAIT = 6.0  # seconds a spec waits for its copy (the spec timeout is 10 s)
 COPY_ATTEMPTS = (0.1, 0.4, 1.0)  # pauses between the attempts at one copy
 TEMPLATE_LOST = "kata_tpl"  # never used: _reseed_template runs only with a given template
@@ -179,7 +180,8 @@ class Database:
         self.template()
         with self._lock:
             if not self._threads:
-                for target, name in ((self._prepare, "kata-db-copies"), (self._drop_used, "kata-db-drops")):
+                makers = [(self._prepare, f"kata-db-copies-{n}") for n in range(COPIERS)]
+                for target, name in (*makers, (self._drop_used, "kata-db-drops")):
                     thread = threading.Thread(target=target, name=name, daemon=True)
                     thread.start()
                     self._threads.append(thread)
@@ -330,7 +332,7 @@ class Database:
             unused.append(self._ready.get_nowait())
         if not self.leaves_cleanup_to_next_run:
             # Someone's own server: leave nothing behind on it.
-            for thread in self._threads[:1]:
+            for thread in self._threads[:COPIERS]:
                 thread.join(timeout=10)
             while not self._ready.empty():
                 unused.append(self._ready.get_nowait())
@@ -340,7 +342,7 @@ class Database:
             if self._template and self._template != self.given_template:
                 self._to_drop.put(self._template)
             self._to_drop.put(None)
-            for thread in self._threads[1:]:
+            for thread in self._threads[COPIERS:]:
                 thread.join(timeout=20)
             if not self._threads and self._template and self._template != self.given_template:
                 try:
