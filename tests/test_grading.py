@@ -9,6 +9,7 @@ issue 13 have their own file (test_grading_cheats.py); the reports' robustness t
 from __future__ import annotations
 
 import json
+import re
 import os
 import time
 
@@ -198,8 +199,8 @@ def test_in_place_every_pyproject_table_that_can_load_code_counts(instructor, le
     assert manifest.check(learner, pristine) == []
     for edit in (
         harmless + '\n[project.entry-points.pytest11]\ncheat = "kata_cheat"\n',
-        harmless.replace('"pytest>=8.2",', '"pytest>=8.2", "pytest-cheat",'),
-        harmless.replace('packages = ["kata_tools", "kata_blog"]', 'packages = ["kata_tools", "kata_blog", "katas"]'),
+        re.sub(r'("pytest>=[^"]+",)', r'\1 "pytest-cheat",', harmless, count=1),
+        re.sub(r'(include = \[[^\]]*)\]', r'\1, "katas*"]', harmless, count=1),
         harmless.replace('requires = ["setuptools>=68"]', 'requires = ["setuptools>=68", "cheat"]'),
         harmless + '\n[tool.coverage.run]\nplugins = ["cheat"]\n',
     ):

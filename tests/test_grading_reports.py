@@ -100,16 +100,19 @@ def synthetic(kata="09_capstone", passed=("CP3",), students_message="boom") -> d
 
 def test_the_capstone_counts_its_own_declared_rules():
     decl = catalog._declaration((catalog.ROOT / "katas/09_capstone/kata.toml").resolve())
-    assert decl.rules == ("CP3", "CP7", "EL3", "TP2")
+    # The capstone's specs carry rules other katas teach: they count for the capstone.
+    assert {"CP3", "CP7", "EL3", "TP2"} <= set(decl.rules)
     report = synthetic("09_capstone", passed=("CP3",))
     assert {r["rule"]: r["status"] for r in report["katas"][0]["rules"]} == {
-        "CP3": "passed", "CP7": "failing", "EL3": "failing", "TP2": "failing",
+        rule: "passed" if rule == "CP3" else "failing" for rule in decl.rules
     }
     test = reports.gradescope(report)["tests"][0]
     assert test["status"] == "failed" and "rules met" not in test["output"]
-    assert "not met yet: CP7" in test["output"] and "EL3" in test["output"] and "TP2" in test["output"]
+    assert "not met yet:" in test["output"]
+    assert all(rule in test["output"] for rule in decl.rules if rule != "CP3")
     solved = reports.gradescope(synthetic("09_capstone", passed=decl.rules))["tests"][0]
-    assert solved["status"] == "passed" and solved["output"].startswith("solved: all 4 rules met")
+    assert solved["status"] == "passed"
+    assert solved["output"].startswith(f"solved: all {len(decl.rules)} rules met")
 
 
 def test_gradescope_results_follow_the_documented_format():
