@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 import hmac
 import os
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -54,12 +54,11 @@ class SignUp(BaseModel):
 
 def create_app() -> FastAPI:
     app = FastAPI()
-    pool = ProcessPoolExecutor(max_workers=2)
 
     @app.post("/signup")
     async def signup(form: SignUp) -> dict:
-        loop = asyncio.get_running_loop()
-        password_hash = await loop.run_in_executor(pool, hash_password, form.password)
+        hashing = partial(hash_password, form.password)
+        password_hash = await asyncio.get_running_loop().run_in_executor(None, hashing)
         return {"username": form.username, "password_hash": password_hash}
 
     return app
