@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kata_blog import seed
-from kata_tools.database import SeededDatabase
+from kata_tools.postgres.plugin import SeededDatabase
 from kata_tools.i18n import catalog
 
 pytestmark = pytest.mark.asyncio
