@@ -40,6 +40,7 @@ import ast
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -329,9 +330,15 @@ def _learner_frame(excinfo: pytest.ExceptionInfo) -> str | None:
 
 
 def _assertion_message(text: str) -> str:
-    # pytest renders `assert x, msg` as "msg\nassert <introspection>"; the spec's msg teaches.
+    # pytest renders `assert x, msg` as "msg\nassert <introspection>", with the lines of a
+    # multi-line msg after the first indented by two spaces; the spec's msg teaches.
     head, sep, _ = text.partition("\nassert ")
-    return head.strip() if sep or not text.startswith("assert ") else ""
+    if not sep and text.startswith("assert "):
+        return ""
+    first, *rest = head.strip().split("\n")
+    if rest and all(not line.strip() or line.startswith("  ") for line in rest):
+        rest = [line[2:] if line.startswith("  ") else "" for line in rest]
+    return "\n".join([first, *rest]).strip()
 
 
 def rule_titles(ids: list[str]) -> str:
@@ -343,7 +350,7 @@ def render(item: pytest.Item, body: str, verbose: bool | None = None) -> str:
     """The spec's message as shown: its lines before a blank line (all with -v), then line 3."""
     if verbose is None:
         verbose = item.config.option.verbose > 0
-    body = body.strip("\n")
+    body = re.sub(r"\n[ \t]+\n", "\n\n", body.strip("\n"))
     head, sep, details = body.partition("\n\n")
     shown = body if verbose else head
     return shown.rstrip() + "\n" + MSG("spec-line", nodeid=item.nodeid, rules=rule_titles(rules_of(item)))
@@ -737,8 +744,8 @@ def pytest_keyboard_interrupt(excinfo) -> None:
     """Ctrl-C: one line, not a traceback (the specs that ran still show their results)."""
     session = _SESSION
     reporter = session.config.pluginmanager.get_plugin("terminalreporter") if session else None
-    if reporter is None:
-        return
+    if reporter is None or isinstance(excinfo.value, pytest.Session.Interrupted):
+        return  # "Interrupted: 1 error during collection" is pytest's, and says the right thing
     total = len(getattr(session, "items", []) or [])
     done = len(session.config.stash[_RESULTS])
 

@@ -187,11 +187,13 @@ def test_a_coroutine_never_awaited_fails_its_own_spec_in_one_message(tmp_path):
 
 
 def test_a_gather_returned_without_await_never_crashes_pytest(tmp_path):
-    """The INTERNALERROR of Python 3.11 (AST constructor recursion depth mismatch)."""
+    """The INTERNALERROR of Python 3.11 (AST constructor recursion depth mismatch): this very
+    edit of kata 03 crashed every run at its first failure before the plugin's guard."""
+    k03 = catalog.Kata("03_blocking_calls")
     source = source_with(
-        tmp_path, K01, lambda t: t.replace("return await asyncio.gather", "return asyncio.gather", 1)
+        tmp_path, k03, lambda t: t.replace("return await asyncio.gather", "return asyncio.gather", 1)
     )
-    run = timed_run(tmp_path, K01, source, "-k", "concurrently")
+    run = timed_run(tmp_path, k03, source, "-k", "fetch_all")
     failed = [r for r in run.specs.values() if r["outcome"] != "passed"]
     assert failed and all("asyncio.gather" in r["message"] for r in failed), run.output[-3000:]
     assert "exception was never retrieved" not in run.output
@@ -258,6 +260,7 @@ def test_a_course_folder_that_cannot_be_written_says_once_that_progress_is_not_s
     assert len(lines) == 1 and "not saved" in lines[0], lines
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
 def test_an_exception_group_becomes_one_message_naming_the_learner_line(tmp_path):
     """A TaskGroup whose tasks raise: one message with the first error and its line."""
     helper = (
@@ -324,3 +327,35 @@ def _cpu_loop_running(pid: int) -> bool:
     except (OSError, IndexError, ValueError):
         return False
     return second - first >= 20  # clock ticks (1/100 s): most of 0.3 s on CPU
+
+
+def test_two_hundred_leaked_connections_fail_their_spec_and_the_run_still_ends(tmp_path):
+    """The learner opens 200 server connections and keeps them (more than max_connections)."""
+    k04 = catalog.Kata("04_connection_pool")
+    leak = (
+        "_kept = []\n\n\n"
+        "def _leak(engine):\n"
+        "    import psycopg2\n"
+        "    dsn = engine.url.set(drivername='postgresql').render_as_string(hide_password=False)\n"
+        "    for _ in range(200):\n"
+        "        _kept.append(psycopg2.connect(dsn))\n\n\n"
+    )
+
+    def edit(text):
+        text = text.replace("def run_query(engine: Engine, sql: str) -> Any:", leak + "def run_query(engine: Engine, sql: str) -> Any:", 1)
+        return text.replace(
+            "    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
+            "    _leak(engine)\n    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
+            1,
+        )
+
+    source = source_with(tmp_path, k04, edit)
+    run = timed_run(tmp_path, k04, source, "-k",
+                    "twenty_requests_in_a_row_are_served or make_engine_without_options_keeps")
+    specs = by_name(run)
+    leaky = specs.get("test_twenty_requests_in_a_row_are_served_by_one_server_connection")
+    if leaky is None or "database: unavailable" in run.output:
+        pytest.skip("no database on this machine: " + run.output[-300:])
+    assert leaky["outcome"] in ("failed", "error"), run.output[-3000:]
+    assert specs["test_make_engine_without_options_keeps_sqlalchemys_defaults"]["outcome"] == "passed"
+    assert_healthy_end(run, source)
