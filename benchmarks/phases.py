@@ -56,7 +56,7 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config):
     _mark("unconfigured")
-    _write()  # kata_tools.fast_exit may end the process before atexit
+    _write()  # kata_tools.fast_feedback may end the process before atexit
 
 
 @atexit.register

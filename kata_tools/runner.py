@@ -219,25 +219,16 @@ def shared_database(warn=None) -> Iterator[dict[str, str]]:
     """One database server for many inner runs (a `kata watch` session, `kata dev check`).
 
     Yields the env that hands it to each run (`run(..., env=...)`): KATA_DATABASE_URL and what
-    else the database code needs; each run's specs still get fresh copies, but no run starts a
-    server. Uses kata_tools.postgres.warm_server() (the db branch) when present, else
-    kata_tools.database.provision(). Yields {} (each run then starts or explains its own) with
-    one line to `warn` when no database can start.
+    else the database code needs (kata_tools.postgres.warm_server); each run's specs still get
+    fresh copies, but no run starts a server. Yields {} (each run then starts or explains its
+    own) with one line to `warn` when no database can start.
     """
-    try:
-        from kata_tools import postgres  # type: ignore[attr-defined]
-    except ImportError:
-        postgres = None
-    try:
-        if postgres is not None:
-            manager = postgres.warm_server()
-            db = manager.__enter__()
-            env, close = dict(db.env), lambda: manager.__exit__(None, None, None)
-        else:
-            from kata_tools import database
+    from kata_tools import postgres
 
-            db = database.provision()
-            env, close = {"KATA_DATABASE_URL": db.admin_url}, db.close
+    try:
+        manager = postgres.warm_server()
+        db = manager.__enter__()
+        env, close = dict(db.env), lambda: manager.__exit__(None, None, None)
     except Exception as e:  # DatabaseUnavailable, a server that would not start
         if warn is not None:
             warn(str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -89,6 +89,17 @@ def solve(course: Path, name: str) -> None:
         shutil.copy(path, target)  # a fresh modification time, as when the learner saves
 
 
+def pytest_in(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """A plain `pytest katas/01_event_loop -q ARGS` in the copy, as a learner runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", *args],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+    )
+
+
 def no_traceback(proc: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
@@ -122,29 +133,19 @@ def test_list_reads_the_results_of_a_plain_pytest_run_and_answers_in_under_a_sec
         listed = kata(course, "list")
         timings.append(time.perf_counter() - start)
     assert re.search(
-        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1 ✔\s+EL2 ✔\s+EL3 ✔", listed.stdout
+        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1✔\s+EL2✔\s+EL3✔", listed.stdout
     ), listed.stdout
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     assert min(timings) < 1.0, f"kata list took {min(timings):.2f} s"
 
 
 def test_list_shows_failing_partly_run_and_edited_since(course):
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
-    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1 ·\s+EL2 ✘\s+EL3 ·", listed), listed
+    assert re.search(r"01\s+The event loop\s+✘ failing\s+0/1\s+EL1·\s+EL2✘\s+EL3·", listed), listed
 
     solve(course, "01_event_loop")
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course,
-        env=env_for(course),
-        capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "list").stdout
     assert re.search(r"01\s+The event loop\s+◐ partly run\s+1/1", listed), listed
 
@@ -252,7 +253,14 @@ def test_hint_climbs_the_ladder_and_remembers_it(course):
     shown = [kata(course, "hint", "01").stdout for _ in range(n + 1)]
     for i, text in enumerate(shown[:n]):
         assert f"Hint {i + 1} of {n}" in text, text
-    assert "asyncio.sleep" in shown[0] and "asyncio.gather" in shown[3]
+    assert "asyncio.sleep" in shown[0]
+    ladder = catalog.find_kata("01").hints()  # the ladder of kata.toml, in its order
+    assert len(ladder) == n
+    for text, step in zip(shown, ladder):
+        def plain(t: str) -> str:
+            return " ".join(re.sub(r"[`*]", "", t).split())
+
+        assert plain(step.text_in("en"))[:40] in plain(text), (step, text)
     assert "No more hints for kata 01" in shown[n]
     data = json.loads((course / ".kata/progress.json").read_text())
     assert data["hints"]["01_event_loop"] == n
@@ -443,6 +451,20 @@ def test_bare_kata_watches_the_current_kata_and_hint_without_nn_means_it(course)
     assert "Kata 01 solved" in bare.stdout and "Every kata is solved" in bare.stdout
 
 
+def test_hint_offers_the_ladder_of_the_rule_that_fails_now(course):
+    kata_toml = catalog.find_kata("01").declaration
+    el2 = [h for h in kata_toml.hints if not h.rules or "EL2" in h.rules]
+    assert 0 < len(el2) < len(kata_toml.hints), "kata 01 ties some hints to EL2 only"
+    pytest_in(course, "-k", "fifty")  # EL2 fails
+    shown = kata(course, "hint")
+    assert shown.returncode == 0 and f"Hint 1 of {len(el2)}" in shown.stdout, shown.stdout
+    assert "rule EL2" in shown.stdout
+    data = json.loads((course / ".kata/progress.json").read_text())
+    assert data["hints"] == {"01_event_loop/EL2": 1}
+    korean = kata(course, "--lang", "ko", "hint", "01")
+    assert f"힌트 2/{len(el2)}" in korean.stdout and "규칙 EL2" in korean.stdout, korean.stdout
+
+
 def test_watch_passes_pytest_args_after_a_double_dash_and_last_failed_works(course):
     first = kata(course, "watch", "01", "--once", "--", "-k", "fifty")
     assert first.returncode == 1 and "0 of 1 specs pass" in first.stdout, first.stdout + first.stderr
@@ -477,10 +499,7 @@ def test_a_korean_kata_list_stays_aligned_in_80_columns(tmp_path):
     from rich.cells import cell_len
 
     course = make_course(tmp_path / "course", katas=("01_event_loop", "02_thread_pool"))
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "katas/01_event_loop", "-q", "-k", "fifty"],
-        cwd=course, env=env_for(course), capture_output=True,
-    )
+    pytest_in(course, "-k", "fifty")
     listed = kata(course, "--lang", "ko", "list", COLUMNS="80")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from kata_tools import catalog
-from kata_tools.cli.ui import fail, out
+from kata_tools.cli.ui import fail, line, out
 
 app = typer.Typer(
     help="For contributors: scaffold, check and sync katas (CONTRIBUTING.md).",
@@ -31,8 +31,8 @@ def new(name: str = typer.Argument(..., metavar="NN_name", help="e.g. 10_retries
     except scaffold.ScaffoldError as e:
         raise fail("error", 2, message=str(e)) from None
     for path in written:
-        out.print(f"wrote {path.relative_to(catalog.ROOT).as_posix()}")
-    out.print(f"next: fill in the TODOs, then `kata dev check {name[:2]}`")
+        line("dev-wrote", path=path.relative_to(catalog.ROOT).as_posix())
+    line("dev-next", number=name[:2])
 
 
 @app.command("check")
@@ -44,10 +44,12 @@ def check(
     from kata_tools.dev import check as checker
 
     chosen = [catalog.find_kata(k) for k in katas] if katas else catalog.katas()
-    problems = checker.check(chosen, run_specs=not quick, report=lambda t: out.print(t, markup=False, style="dim"))
+    problems = checker.check(
+        chosen, run_specs=not quick, report=lambda key, **f: line(key, style="dim", **f)
+    )
     for problem in problems:
         out.print(problem, soft_wrap=True, markup=False)
-    out.print(f"{len(problems)} problem(s) in {len(chosen)} kata(s)")
+    line("dev-summary", problems=len(problems), katas=len(chosen))
     raise typer.Exit(1 if problems else 0)
 
 
@@ -59,6 +61,6 @@ def sync(
     from kata_tools.dev import sync as syncer
 
     lines, stale = syncer.sync(catalog.ROOT, write=not check_only)
-    for text in lines:
-        out.print(text, soft_wrap=True, markup=False)
+    for key, path in lines:
+        line(key, path=path) if path else line(key)
     raise typer.Exit(1 if (check_only and stale) else 0)

@@ -12,7 +12,16 @@ from rich.text import Text
 from kata_tools import catalog
 from kata_tools.cli.ui import Fail, fail, line, out, say
 
-STATUS_STYLE = {"solved": "green", "failing": "red", "tampered": "red", "missing": "red"}
+STATUS_STYLE = {"solved": "green", "failing": "red", "tampered": "red", "missing": "red", "timed out": "red"}
+STATUS_WORD = {  # grading's kata statuses (kata_tools.results) -> message key
+    "solved": "state-solved",
+    "failing": "state-failing",
+    "partly run": "state-partial",
+    "not run": "state-not-run",
+    "missing": "state-missing",
+    "tampered": "state-tampered",
+    "timed out": "state-timed-out",
+}
 
 
 def kata_names(keys: list[str], names: list[str]) -> list[str]:
@@ -80,7 +89,10 @@ def grade(
             k["number"],
             k["title"],
             f"{k['score']:g} / {k['max_score']:g}",
-            Text(k["status"], style=STATUS_STYLE.get(k["status"], "dim")),
+            Text(
+                say(STATUS_WORD[k["status"]]) if k["status"] in STATUS_WORD else k["status"],
+                style=STATUS_STYLE.get(k["status"], "dim"),
+            ),
             f"{k['passed']}/{k['total']}",
             unmet,
         )

@@ -353,10 +353,13 @@ def check(
     katas: list[catalog.Kata],
     run_specs: bool = True,
     env: Mapping[str, str] | None = None,
-    report: Callable[[str], None] | None = None,
+    report: Callable[..., None] | None = None,
 ) -> list[str]:
-    """Every problem of these katas, one line each (an empty list: all is well)."""
-    say = report or (lambda _text: None)
+    """Every problem of these katas, one line each (an empty list: all is well).
+
+    `report(key, **fields)` hears of progress: a message key of kata_tools/messages/cli.toml.
+    """
+    say = report or (lambda _key, **_fields: None)
     problems: list[str] = []
     for kata in katas:
         problems += static_problems(kata)
@@ -367,13 +370,13 @@ def check(
         return problems
     with tempfile.TemporaryDirectory(prefix="kata-check-") as tmp, _database(runnable, env) as db_env:
         runs = Runs(Path(tmp) / "src", db_env, Path(tmp) / "pycache")
-        say(f"running the specs of {len(runnable)} kata(s) on the solutions and the stubs ...")
+        say("dev-running", katas=len(runnable))
         solution, stub = parallel(lambda f: f(runnable), [runs.solutions, runs.stubs])
         for kata in runnable:
             problems += solution_problems(kata, solution) + stub_problems(kata, stub)
             mistakes = catalog.mistakes(kata.name)
             variants = catalog.variants(kata.name)
-            say(f"{kata.name}: {len(mistakes)} mistake(s), {len(variants)} variant(s) ...")
+            say("dev-running-kata", name=kata.name, mistakes=len(mistakes), variants=len(variants))
             mistake_runs = parallel(runs.mistake, mistakes)
             for m, run in zip(mistakes, mistake_runs):
                 problems += mistake_problems(m, run)

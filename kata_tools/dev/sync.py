@@ -37,18 +37,19 @@ def stale(root: Path) -> list[str]:
     return out
 
 
-def sync(root: Path | None = None, write: bool = True) -> tuple[list[str], list[str]]:
-    """(lines to show, stale files); with `write`, every derived file is rewritten first."""
+def sync(root: Path | None = None, write: bool = True) -> tuple[list[tuple[str, str]], list[str]]:
+    """(lines to show as (message key of kata_tools/messages/cli.toml, path), stale files);
+    with `write`, every derived file is rewritten first."""
     root = Path(root or catalog.ROOT)
     if not write:
         old = stale(root)
-        return [f"stale: {p} (run `kata dev sync`)" for p in old] or ["every generated file is current"], old
-    lines = [f"wrote {_rel(root, p)}" for p in readme.write()]
+        return [("dev-stale", p) for p in old] or [("dev-current", "")], old
+    lines = [("dev-wrote", _rel(root, p)) for p in readme.write()]
     from kata_tools import grading, manifest
 
     classroom = getattr(grading, "write_classroom_config", None)
     if classroom is not None:  # the Classroom config lives in the tree in this version of grading
-        lines.append(f"wrote {_rel(root, classroom(root))}")
+        lines.append(("dev-wrote", _rel(root, classroom(root))))
     if hasattr(manifest, "write"):  # last: it hashes everything above
-        lines.append(f"wrote {_rel(root, manifest.write(root))}")
+        lines.append(("dev-wrote", _rel(root, manifest.write(root))))
     return lines, []

@@ -209,6 +209,10 @@ def child_env(private: Path) -> dict:
     }
     env.update(
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        # The interpreter ends the slow way here: a learner's exit handler then runs inside
+        # the graded process, where the cross-check of the two records catches what it forged
+        # (kata_tools.fast_feedback would skip it, and the attempt would go unreported).
+        KATA_FAST_EXIT="0",
         PYTHONIOENCODING="utf-8",  # read only by the kata's own subprocesses: -E ignores it here
         HOME=os.environ.get("HOME", str(private)),
         TMPDIR=str(private / "tmp"),

@@ -89,8 +89,12 @@ def never_awaited(names: list):
         warnings.simplefilter("always")
         try:
             yield names
+        except BaseException:
+            # The error's frames may hold a coroutine never awaited: free it here, to hear it.
+            # (Only then: a collection can take most of a second on a busy machine.)
+            gc.collect()
+            raise
         finally:
-            gc.collect()  # a coroutine dropped inside the learner's code warns when freed
             for w in caught:
                 match = re.search(r"coroutine '([^']+)' was never awaited", str(w.message))
                 if match:

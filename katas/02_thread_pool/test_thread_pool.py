@@ -177,7 +177,14 @@ def bad_bodies(responses) -> list:
 
 
 async def send_held(
-    kata, monkeypatch, path: str, n: int, target: int, thread_limit=None, app=None, on_full=None,
+    kata,
+    monkeypatch,
+    path: str,
+    n: int,
+    target: int,
+    thread_limit=None,
+    app=None,
+    on_full=None,
     after_start=None,
 ):
     """n requests at once to GET {path}/{i}, through the app's lifespan; the stand-in of the
@@ -199,9 +206,7 @@ async def send_held(
             async with opened_once_the_pool_is_full(gate, probe, n, when_full):
                 responses = await get_all(client, [f"{path}/{i}" for i in range(n)])
     call = "legacy_report" if blocking else "await cached_report"
-    assert not bad_bodies(responses), MSG(
-        "bad-body", path=path, answers=bad_bodies(responses)[:2], call=call
-    )
+    assert not bad_bodies(responses), MSG("bad-body", path=path, answers=bad_bodies(responses)[:2], call=call)
     return probe
 
 
@@ -302,9 +307,8 @@ async def test_the_loop_keeps_running_while_def_endpoints_block(kata, monkeypatc
         return {"report": report_id, "source": "stand-in"}
 
     monkeypatch.setattr(kata, "legacy_report", legacy_report)
-    async with serve(kata.create_app()) as client:
-        async with heart:
-            await get_all(client, [f"/reports/{i}" for i in range(2)])
+    async with serve(kata.create_app()) as client, heart:
+        await get_all(client, [f"/reports/{i}" for i in range(2)])
 
     # Exact when blocked: the heartbeat cannot tick while the loop's thread is inside the call.
     # When free it ticks every 10 ms, about 20 times per call (a stopwatch limit on the longest
@@ -369,7 +373,12 @@ async def test_the_thread_limit_reads_the_value_set_at_run_time_even_under_load(
         anyio.to_thread.current_default_thread_limiter().total_tokens = 17
 
     probe = await send_held(
-        kata, monkeypatch, "/reports", n=25, target=26, on_full=read_while_full,
+        kata,
+        monkeypatch,
+        "/reports",
+        n=25,
+        target=26,
+        on_full=read_while_full,
         after_start=change_the_limit,
     )
     fail_if_on_the_loop(probe, 25)

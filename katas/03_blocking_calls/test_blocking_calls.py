@@ -3,30 +3,40 @@
 The fetches talk to a real HTTP server on 127.0.0.1, started for each spec on a thread of its
 own and stopped after it. The server counts how many requests it is answering at once, and
 holds each answer until all the requests the spec sent are in (or nobody new has arrived for a
-moment), so the counts are exact on a busy machine. Blocking calls are caught by spies that
-record whether an event loop was running in the thread that called them.
+moment), so the counts are exact on a busy machine. Whether the loop was held is judged by a
+heartbeat task on the loop; spies on time.sleep, socket.create_connection and pbkdf2_hmac (under
+whatever name the learner's module imported them) only name the call in the message.
+Failure messages: messages.toml.
 """
 
 import asyncio
+import gc
 import hashlib
 import inspect
+import itertools
 import json
+import re
 import socket
 import threading
 import time
+import warnings
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from kata_tools.probes import BlockingSpy, Heartbeat, InFlight, loop_running_here
+from kata_tools.i18n import catalog
+from kata_tools.probes import BlockingSpy, Heartbeat, InFlight
 
 pytestmark = pytest.mark.asyncio
+MSG = catalog(__file__)
 
 # The server lets held answers go once no new request has arrived for this long. Only a wrong
 # solution waits for it; requests from a working one arrived at most 30 ms apart under load.
-QUIET = 0.3
+QUIET = 0.5
+MANY = 40  # more than the 32 threads a default executor ever has: a thread cap shows
 PASSWORD = "correct horse battery staple"
 
 
@@ -88,7 +98,11 @@ class SlowServer:
             def log_message(self, *args):
                 pass  # no access log in the learner's output
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # MANY clients connect at once: no refused connection
+            daemon_threads = True
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="kata slow server"
@@ -132,6 +146,30 @@ class SlowServer:
         self.thread.join()
 
 
+@pytest.fixture(autouse=True)
+def quick_http_clients(monkeypatch):
+    """Every httpx client loads the same TLS certificates when it is made: 0.15 s each on this
+    busy machine, and the kata's fetch_json makes one per call. The specs never use TLS, so they
+    let httpx reuse one default context: 40 clients then start at once, not over 6 s."""
+    try:
+        from httpx._transports import default
+    except ImportError:  # another httpx layout: clients are only slower to make
+        return
+    real = getattr(default, "create_ssl_context", None)
+    if real is None:
+        return
+    made = {}
+
+    def reused(verify=True, cert=None, trust_env=True):
+        if verify is not True or cert is not None:
+            return real(verify=verify, cert=cert, trust_env=trust_env)
+        if trust_env not in made:
+            made[trust_env] = real(verify=verify, cert=cert, trust_env=trust_env)
+        return made[trust_env]
+
+    monkeypatch.setattr(default, "create_ssl_context", reused)
+
+
 @pytest.fixture
 def server():
     slow = SlowServer().start()
@@ -139,118 +177,170 @@ def server():
     slow.stop()
 
 
-def where_it_blocked(spy: BlockingSpy) -> str:
-    return f"{spy.name}, {spy.calls_on_loop}x"
+# --- spies: only the second signal, naming the call -------------------------------------------
+
+
+def spy_on(monkeypatch, kata, module, name: str) -> BlockingSpy:
+    """Wrap module.<name> and every global of the learner's module bound to the same function
+    (`from time import sleep`, `from hashlib import pbkdf2_hmac as pbkdf2`), so the spy sees the
+    call whatever it is called there."""
+    real = getattr(module, name)
+    spy = BlockingSpy(f"{module.__name__}.{name}")
+    wrapped = spy.wrap(real)
+    monkeypatch.setattr(module, name, wrapped)
+    for global_name, value in list(vars(kata).items()):
+        if value is real:
+            monkeypatch.setattr(kata, global_name, wrapped)
+    return spy
+
+
+class TickTimes(Heartbeat):
+    """A heartbeat that also remembers when each tick happened."""
+
+    def __init__(self, interval: float = 0.01):
+        super().__init__(interval)
+        self.times = []
+
+    def _tick(self):
+        super()._tick()
+        self.times.append(time.perf_counter())
+
+    def ticks_between(self, start: float, end: float) -> int:
+        return sum(start < t < end for t in self.times)
 
 
 # --- EL4: every I/O inside async def is awaited ---------------------------------------------------
 
 
 @pytest.mark.rule("EL4")
-async def test_five_fetches_started_together_wait_on_the_server_at_once(kata, server):
-    """Five fetch_json calls started together are all waiting on the server at the same time."""
-    server.expect(5)
-    bodies = await asyncio.gather(*(kata.fetch_json(server.url(f"/item/{i}")) for i in range(5)))
+async def test_fetch_json_keeps_the_loop_running_while_the_server_thinks(kata, server, monkeypatch):
+    """While fetch_json waits 0.3 s for the server's answer, a heartbeat on the loop keeps ticking."""
+    spy = spy_on(monkeypatch, kata, socket, "create_connection")
+    async with Heartbeat(interval=0.01) as heart:
+        body = await kata.fetch_json(server.url("/item/1?after=0.3"))
+        ticks = heart.ticks
 
-    assert list(bodies) == [{"item": i} for i in range(5)], (
-        f"fetch_json returned {list(bodies)!r} for /item/0 to /item/4; it must return the "
-        f"server's JSON body as a dict (EL4)."
-    )
-    assert server.probe.peak == 5, (
-        f"The server had at most {server.probe.peak} of 5 requests from fetch_json at once: each "
-        f"fetch held the event loop until its answer came. Send it with "
-        f"`await client.get(url)` on an httpx.AsyncClient, not urllib or httpx.Client (EL4)."
-    )
+    assert body == {"item": 1}, MSG("el4-body", body=body)
+    # Free: about 30 ticks (fewer on a busy machine). Held: none while the socket waits.
+    key = "el4-fetch-held-socket" if spy.calls_on_loop else "el4-fetch-held"
+    assert ticks >= 5, MSG(key, ticks=ticks, gap=heart.max_gap)
 
 
+@pytest.mark.timeout(30)  # a blocking client on 6 threads takes a few rounds of QUIET
 @pytest.mark.rule("EL4")
-async def test_fetch_json_opens_no_blocking_connection_on_the_loop(kata, server, monkeypatch):
-    """fetch_json never opens a blocking socket connection on the event loop's thread."""
-    spy = BlockingSpy("socket.create_connection")
-    monkeypatch.setattr(socket, "create_connection", spy.wrap(socket.create_connection))
+async def test_forty_fetches_started_together_wait_on_the_server_at_once(kata, server, monkeypatch):
+    """40 fetch_json calls started together are all waiting on the server at the same time."""
+    spy = spy_on(monkeypatch, kata, socket, "create_connection")
+    server.expect(MANY)
+    bodies = await asyncio.gather(*(kata.fetch_json(server.url(f"/item/{i}")) for i in range(MANY)))
 
-    body = await kata.fetch_json(server.url("/item/1"))
-
-    assert spy.calls_on_loop == 0, (
-        f"fetch_json opened a blocking connection on the event loop's thread "
-        f"({where_it_blocked(spy)}), as urllib.request, requests and httpx.Client do: every "
-        f"coroutine waits until the server answers. Use `async with httpx.AsyncClient() as "
-        f"client: await client.get(url)` (EL4)."
+    assert list(bodies) == [{"item": i} for i in range(MANY)], MSG(
+        "el4-bodies", bodies=list(bodies)[:3], n=MANY
     )
-    assert body == {"item": 1}, f"fetch_json returned {body!r}, not the server's JSON (EL4)."
+    peak = server.probe.peak
+    if peak <= 1:
+        pytest.fail(MSG("el4-fetch-one-at-a-time", n=MANY), pytrace=False)
+    # A blocking client on worker threads (asyncio.to_thread): the loop is free, the threads cap it.
+    key = "el4-fetch-capped-threads" if spy.calls > spy.calls_on_loop else "el4-fetch-capped"
+    assert peak == MANY, MSG(key, peak=peak, n=MANY)
 
 
+@pytest.mark.timeout(30)  # a blocking client on 6 threads takes a few rounds of QUIET
 @pytest.mark.rule("EL4")
-async def test_fetch_all_has_every_request_waiting_on_the_server_at_once(kata, server):
-    """fetch_all sends all its requests before waiting for any: six URLs, six requests at once."""
-    server.expect(6)
-    bodies = await kata.fetch_all([server.url(f"/item/{i}") for i in range(6)])
+async def test_fetch_all_has_every_request_waiting_on_the_server_at_once(kata, server, monkeypatch):
+    """fetch_all sends all its requests before waiting for any: 40 URLs, 40 requests at once."""
+    spy = spy_on(monkeypatch, kata, socket, "create_connection")
+    server.expect(MANY)
+    bodies = await kata.fetch_all([server.url(f"/item/{i}") for i in range(MANY)])
 
-    assert list(bodies) == [{"item": i} for i in range(6)], (
-        f"fetch_all returned {list(bodies)!r} for /item/0 to /item/5; it must return each "
-        f"server's JSON body, in URL order (EL4)."
+    assert list(bodies) == [{"item": i} for i in range(MANY)], MSG(
+        "el4-all-bodies", bodies=list(bodies)[:3], n=MANY
     )
-    assert server.probe.peak == 6, (
-        f"fetch_all had at most {server.probe.peak} of its 6 requests at the server at once. "
-        f"Awaiting one fetch after another makes 6 waits out of one; start every fetch, then "
-        f"await them together (asyncio.gather) (EL4)."
-    )
+    peak = server.probe.peak
+    key = "el4-all-one-at-a-time" if peak <= 1 else "el4-all-capped"
+    if peak > 1 and spy.calls > spy.calls_on_loop:  # a blocking client on worker threads
+        key = "el4-fetch-capped-threads"
+    assert peak == MANY, MSG(key, peak=peak, n=MANY)
 
 
 @pytest.mark.rule("EL4")
 async def test_fetch_all_returns_the_answers_in_url_order(kata, server):
     """Answers come back in URL order even when the later URLs answer first."""
-    server.expect(6)
-    # /item/0 answers last, /item/5 first.
-    urls = [server.url(f"/item/{i}?after={(5 - i) * 0.02}") for i in range(6)]
+    order = [4, 9, 0, 7, 2, 11]
+    server.expect(len(order))
+    # The first URL answers last, the last one first.
+    urls = [server.url(f"/item/{n}?after={(len(order) - k) * 0.02}") for k, n in enumerate(order)]
     bodies = await kata.fetch_all(urls)
 
-    assert list(bodies) == [{"item": i} for i in range(6)], (
-        f"fetch_all returned {[b.get('item') if isinstance(b, dict) else b for b in bodies]} for "
-        f"items 0-5, which answered in the order 5, 4, ..., 0. Return them in URL order "
-        f"(asyncio.gather keeps the order of its arguments; as_completed does not) (EL4)."
-    )
+    got = [b.get("item") if isinstance(b, dict) else b for b in bodies]
+    assert got == order, MSG("el4-all-order", got=got, order=order)
 
 
 @pytest.mark.rule("EL4")
 async def test_fetch_with_retry_waits_the_backoff_between_attempts(kata, server):
     """After a 503, fetch_with_retry really waits `backoff` seconds before it tries again."""
     backoff = 0.15
-    body = await kata.fetch_with_retry(server.url("/flaky/a?fail=2"), attempts=3, backoff=backoff)
+    lost = []
+    with never_awaited(lost):
+        body = await kata.fetch_with_retry(server.url("/flaky/a?fail=2"), attempts=3, backoff=backoff)
 
     hits = server.hits.get("a", [])
-    gaps = [round(b - a, 3) for a, b in zip(hits, hits[1:])]
-    assert body == {"key": "a", "attempts": 3} and len(hits) == 3, (
-        f"fetch_with_retry returned {body!r} after {len(hits)} request(s); the server answers "
-        f"503 twice, then the JSON: 3 requests in all (EL4)."
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(hits)]
+    assert body == {"key": "a", "attempts": 3} and len(hits) == 3, MSG(
+        "el4-retry-body", body=body, requests=len(hits)
     )
     # A lower bound only: a busy machine makes waits longer, never shorter. Without a real
     # wait the gap is one round trip, a few milliseconds.
-    assert all(gap >= 0.9 * backoff for gap in gaps), (
-        f"fetch_with_retry retried after {gaps} s, not after the {backoff} s backoff. "
-        f"asyncio.sleep(...) without await only creates a coroutine: nothing waits. "
-        f"Write `await asyncio.sleep(backoff)` (EL4)."
-    )
+    key = "el4-retry-no-wait-not-awaited" if lost else "el4-retry-no-wait"
+    assert all(gap >= 0.9 * backoff for gap in gaps), MSG(key, gaps=gaps, backoff=backoff)
 
 
 @pytest.mark.rule("EL4")
-async def test_fetch_with_retry_backs_off_without_a_blocking_sleep(kata, server, monkeypatch):
-    """The backoff never calls time.sleep on the event loop's thread."""
-    spy = BlockingSpy("time.sleep")
-    monkeypatch.setattr(time, "sleep", spy.wrap(time.sleep))
+async def test_fetch_with_retry_backs_off_without_holding_the_loop_or_a_thread(kata, server, monkeypatch):
+    """During the backoff the loop keeps ticking, and no thread sleeps on its behalf."""
+    spy = spy_on(monkeypatch, kata, time, "sleep")
+    backoff = 0.4
+    async with TickTimes(interval=0.01) as heart:
+        body = await kata.fetch_with_retry(server.url("/flaky/b?fail=1"), attempts=2, backoff=backoff)
 
-    body = await kata.fetch_with_retry(server.url("/flaky/b?fail=1"), attempts=2, backoff=0.05)
-
-    assert spy.calls_on_loop == 0, (
-        f"fetch_with_retry froze the event loop during its backoff ({where_it_blocked(spy)} on "
-        f"the loop's thread): "
-        f"no other request could run meanwhile. Replace it with `await asyncio.sleep(backoff)` "
-        f"(EL4)."
+    assert body == {"key": "b", "attempts": 2}, MSG(
+        "el4-retry-body", body=body, requests=len(server.hits.get("b", []))
     )
-    assert body == {"key": "b", "attempts": 2}, f"fetch_with_retry returned {body!r} (EL4)."
+    first, second = server.hits["b"]
+    window = second - first  # the backoff, and one answer and one request around it
+    ticks, expected = heart.ticks_between(first, second), round(window / 0.01)
+    if window < 0.9 * backoff:  # it did not wait at all: nothing to judge the loop by
+        gaps = [round(window, 3)]
+        pytest.fail(MSG("el4-retry-no-wait", gaps=gaps, backoff=backoff), pytrace=False)
+    # Free: a tick every 10 ms (at least half of them on a busy machine). Held by a blocking
+    # sleep: none during the sleep itself, only the few while the answer and the retry travel.
+    if ticks < expected / 4:
+        key = "el4-backoff-held-time-sleep" if spy.calls_on_loop else "el4-backoff-held"
+        pytest.fail(MSG(key, ticks=ticks, expected=expected, window=window), pytrace=False)
+    # time.sleep on a worker thread (asyncio.to_thread): the loop is free, a thread is not.
+    assert spy.calls == 0, MSG("el4-backoff-on-a-thread", calls=spy.calls)
 
 
 # --- EL5: CPU work is not awaited, and still must leave the loop ----------------------------------
+
+
+@contextmanager
+def never_awaited(names: list):
+    """Record (into `names`) the coroutines Python warns were never awaited inside the block."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield names
+        except BaseException:
+            # The error's frames may hold a coroutine never awaited: free it here, to hear it.
+            # (Only then: a collection can take most of a second on a busy machine.)
+            gc.collect()
+            raise
+        finally:
+            for w in caught:
+                match = re.search(r"coroutine '([^']+)' was never awaited", str(w.message))
+                if match:
+                    names.append(match.group(1))
 
 
 @pytest.mark.rule("EL5")
@@ -259,38 +349,44 @@ async def test_hash_password_is_a_plain_function_that_returns_the_hash(kata):
     hashed = await asyncio.to_thread(kata.hash_password, PASSWORD)
     if inspect.iscoroutine(hashed):
         hashed.close()  # never run: close it quietly
-        pytest.fail(
-            "hash_password returned a coroutine: it is `async def`, though nothing in it waits "
-            "for I/O. `async def` does not move CPU work off the loop, it only makes callers "
-            "await it on the loop. Make it a plain `def` (EL5).",
-            pytrace=False,
-        )
+        pytest.fail(MSG("el5-coroutine"), pytrace=False)
     ok = isinstance(hashed, str) and await asyncio.to_thread(kata.verify_password, PASSWORD, hashed)
-    assert ok, (
-        f"hash_password({PASSWORD!r}) returned {hashed!r:.80}, which verify_password does not "
-        f"accept; keep the given pbkdf2 code (EL5)."
-    )
+    assert ok, MSG("el5-bad-hash", password=PASSWORD, hashed=repr(hashed)[:80])
 
 
 async def sign_up(client: httpx.AsyncClient, username: str) -> httpx.Response:
-    try:
-        return await client.post("/signup", json={"username": username, "password": PASSWORD})
-    except TypeError as e:
-        if "can't be used in 'await' expression" in str(e):
-            pytest.fail(
-                f"POST /signup raised TypeError: {e}. `await` works only on coroutines and other "
-                f"awaitables; hash_password is a plain function. Await the thread that runs it: "
-                f"`await asyncio.to_thread(hash_password, password)` (EL5).",
-                pytrace=False,
-            )
-        if "object is not callable" in str(e):
-            pytest.fail(
-                f"POST /signup raised TypeError: {e}. asyncio.to_thread was given the result of "
-                f"hash_password(...), so the hashing had already run, on the loop. Pass the "
-                f"function and its argument: `asyncio.to_thread(hash_password, password)` (EL5).",
-                pytrace=False,
-            )
-        raise
+    """POST /signup; a crash of the learner's endpoint becomes one line naming the cause."""
+    lost, error, text = [], None, ""
+    with never_awaited(lost):
+        try:
+            response = await client.post("/signup", json={"username": username, "password": PASSWORD})
+        except Exception as e:  # raised by the app: ASGITransport passes it on
+            if isinstance(e, NotImplementedError):
+                raise
+            error, text = type(e), str(e)
+            e.__traceback__ = None  # let go of the frames, so an abandoned coroutine is freed
+        if error is not None:
+            for _ in range(3):  # the loop's last handle of the failed request may still hold it
+                await asyncio.sleep(0)
+            gc.collect()  # ... and it warns here, inside never_awaited
+    if lost:
+        pytest.fail(MSG("el5-never-awaited", names=", ".join(sorted(set(lost)))), pytrace=False)
+    if error is TypeError and "can't be used in 'await' expression" in text:
+        pytest.fail(MSG("el5-await-a-str", error=text), pytrace=False)
+    if error is TypeError and "object is not callable" in text:
+        pytest.fail(MSG("el5-to-thread-given-a-str", error=text), pytrace=False)
+    if error is not None:
+        pytest.fail(
+            MSG("el5-crashed", error=f"{error.__name__}: {text.splitlines()[0] if text else ''}"),
+            pytrace=False,
+        )
+    return response
+
+
+async def sign_up_all(client: httpx.AsyncClient, n: int) -> list:
+    """n signups, one after another: each one's warnings are recorded apart from the others'
+    (warnings.catch_warnings cannot be shared by concurrent tasks)."""
+    return [await sign_up(client, f"user{i}") for i in range(n)]
 
 
 def app_client(kata) -> httpx.AsyncClient:
@@ -299,66 +395,57 @@ def app_client(kata) -> httpx.AsyncClient:
 
 
 @pytest.mark.rule("EL5")
-async def test_signup_hashes_the_password_off_the_event_loop(kata, monkeypatch):
-    """POST /signup runs the CPU-heavy hashing on a worker thread, never on the loop's thread."""
-    spy = BlockingSpy("hashlib.pbkdf2_hmac")
-    monkeypatch.setattr(hashlib, "pbkdf2_hmac", spy.wrap(hashlib.pbkdf2_hmac))
-
+async def test_signup_answers_with_a_hash_of_the_password(kata):
+    """POST /signup answers 200 with the username and a hash that verifies against the password."""
     async with app_client(kata) as client:
         response = await sign_up(client, "ada")
-    calls, on_loop = spy.calls, spy.calls_on_loop
 
-    body = response.json()
-    assert response.status_code == 200 and body.get("username") == "ada", (
-        f"POST /signup answered {response.status_code} {response.text[:120]}; it must answer "
-        f"200 with {{\"username\": ..., \"password_hash\": ...}} (EL5)."
-    )
-    assert calls >= 1, (
-        "POST /signup never called hashlib.pbkdf2_hmac: hash the password with hash_password (EL5)."
-    )
-    assert on_loop == 0, (
-        f"POST /signup hashed the password on the event loop's thread ({on_loop} pbkdf2 call(s) "
-        f"there): CPU work needs no await, yet it holds the loop while it runs. Hand it to a "
-        f"worker thread: `await asyncio.to_thread(hash_password, ...)`, or make the endpoint "
-        f"a plain `def` (EL5)."
+    body = response.json() if response.headers.get("content-type") == "application/json" else {}
+    assert response.status_code == 200 and body.get("username") == "ada", MSG(
+        "el5-signup-status", status=response.status_code, text=response.text[:120]
     )
     hashed = body.get("password_hash", "")
-    assert await asyncio.to_thread(kata.verify_password, PASSWORD, hashed), (
-        f"POST /signup returned password_hash={hashed!r:.60}, which does not verify against "
-        f"the password: return hash_password(password) (EL5)."
+    assert await asyncio.to_thread(kata.verify_password, PASSWORD, hashed), MSG(
+        "el5-signup-hash", hashed=repr(hashed)[:60]
     )
 
 
 @pytest.mark.rule("EL5")
 async def test_the_loop_keeps_ticking_while_passwords_are_hashed(kata, monkeypatch):
-    """While three signups hash passwords, a heartbeat task on the same loop keeps ticking."""
+    """While signups hash passwords, the hashing runs off the loop's thread and a heartbeat
+    task on the loop keeps ticking."""
     heart = Heartbeat(interval=0.005)
-    windows = []  # per pbkdf2 call: (ticks during it, seconds it took, ran on the loop?)
+    loop_thread = threading.get_ident()
+    windows = []  # per pbkdf2 call: (ticks during it, seconds it took, on the loop's thread?)
     real = hashlib.pbkdf2_hmac
 
     def timed_pbkdf2(*args, **kwargs):
-        before, start = heart.ticks, time.perf_counter()
+        before, started = heart.ticks, time.perf_counter()
         try:
             return real(*args, **kwargs)
         finally:
-            windows.append((heart.ticks - before, time.perf_counter() - start, loop_running_here()))
+            on_loop = threading.get_ident() == loop_thread
+            windows.append((heart.ticks - before, time.perf_counter() - started, on_loop))
 
+    # The hash is watched under every name the learner's module has for it (`hashlib.pbkdf2_hmac`,
+    # `from hashlib import pbkdf2_hmac`, an alias): what counts is the thread it ran on.
     monkeypatch.setattr(hashlib, "pbkdf2_hmac", timed_pbkdf2)
-    async with app_client(kata) as client:
-        async with heart:
-            responses = await asyncio.gather(*(sign_up(client, f"user{i}") for i in range(3)))
+    for name, value in list(vars(kata).items()):
+        if value is real:
+            monkeypatch.setattr(kata, name, timed_pbkdf2)
+    async with app_client(kata) as client, heart:
+        responses = await sign_up_all(client, 3)
 
-    assert all(r.status_code == 200 for r in responses) and len(windows) >= 3, (
-        f"3 signups answered {[r.status_code for r in responses]} and hashed {len(windows)} "
-        f"time(s); each must hash its password once and answer 200 (EL5)."
-    )
-    frozen = [w for w in windows if w[0] == 0]
-    # Exact when blocked: a heartbeat cannot tick while the loop's thread is inside the hash.
-    # When free it ticks every 5 ms, about 10 times per 50 ms hash.
-    assert not frozen, (
-        f"During {len(frozen)} of {len(windows)} password hashes ({frozen[0][1]:.2f} s each) "
-        f"the heartbeat on the loop never ticked; the loop stalled for up to "
-        f"{heart.max_gap:.2f} s, and every other request with it. Not awaiting CPU work is "
-        f"right, running it on the loop is not: use `await asyncio.to_thread(hash_password, "
-        f"...)` (EL5)."
-    )
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200, 200, 200], MSG("el5-statuses", statuses=statuses)
+    # Exact: a hash on the loop's thread holds the loop for all of its duration (the heartbeat
+    # cannot tick meanwhile). A hash seen nowhere in this process (a process pool) is judged by
+    # the longest gap alone: one hash is 0.1 s here (0.2 s on a busy machine); a free loop
+    # showed gaps of at most 0.11 s with the machine overloaded.
+    on_loop = [w for w in windows if w[2]]
+    if on_loop:
+        pytest.fail(
+            MSG("el5-hashed-on-the-loop", hashes=len(on_loop), seconds=on_loop[0][1], gap=heart.max_gap),
+            pytrace=False,
+        )
+    assert heart.max_gap < 0.25, MSG("el5-loop-stalled", gap=heart.max_gap)

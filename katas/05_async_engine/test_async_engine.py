@@ -5,13 +5,16 @@ module does. So every spec sets DATABASE_URL first, imports a fresh copy of the 
 disposes that copy's engine afterwards. Each spec that connects gets its own copy of the seeded
 blog database. The checks count what really happened: which driver answered, how many pool
 connections were lent and given back, which rows another connection can see.
+The failure messages live in messages.toml beside this file, in English and Korean.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,20 +28,38 @@ from sqlalchemy.pool import NullPool
 from kata_blog import seed
 from kata_blog.models import Post
 from kata_blog.schemas import PostCreate, PostListResponse
-from kata_tools.attempts import attempt
+from kata_tools.attempts import Attempt, attempt
+from kata_tools.i18n import catalog
 from kata_tools.loader import import_file, module_name, source_root
 
 pytestmark = pytest.mark.asyncio
 
+MSG = catalog(__file__)
+
 FILE = "async_database.py"
-# A URL of the kind a DATABASE_URL holds. Nothing connects to it: creating an engine opens no
-# connection, so the URL specs read what the module made of it.
-FAKE = "kata:s3cret@db.example:6543/blog"
+# A URL of the kind a DATABASE_URL holds, different in every run (and with a password that
+# needs escaping), so no hard-coded URL passes. Nothing connects to it: creating an engine opens
+# no connection, so the URL specs read what the module made of it.
+_RUN = random.randint(1000, 9999)
+USER, PASSWORD, HOST, PORT, DBNAME = (
+    f"kata{_RUN}", f"s3cr@t/{_RUN}", f"db{_RUN}.example", random.randint(5433, 6999), f"blog{_RUN}"
+)
+FAKE = f"{USER}:{quote(PASSWORD, safe='')}@{HOST}:{PORT}/{DBNAME}"
+
+
+def fail(key: str, **fields) -> None:
+    pytest.fail(MSG(key, **fields), pytrace=False)
 
 
 # --- running learner code ------------------------------------------------------------------------
 
 
+def crashed(outcome: Attempt) -> None:
+    """Fail with the learner's own error (or forgotten await), in the run's language."""
+    if outcome.unawaited:
+        fail("not-awaited", call=outcome.unawaited[0])
+    if outcome.error:
+        fail("crashed", error=outcome.error, where=outcome.where or FILE, message=outcome.message)
 
 
 # --- loading the learner's module ----------------------------------------------------------------
@@ -82,6 +103,26 @@ def import_failure(failure: pytest.fail.Exception) -> tuple[str, str] | None:
     return where, reason.split(". A learner module")[0].rstrip(".")
 
 
+SESSION_OPTIONS = ("expire_on_commit", "class_", "autoflush", "autobegin", "bind")
+DRIVER_SIGNS = (
+    "is not async", "Can't load plugin", "No module named 'psycopg", "requires an async driver",
+)
+
+
+def blame_import(where: str, reason: str, database_url: str) -> None:
+    """The likely cause of a crash at import, named from the error itself."""
+    url = shown(database_url)
+    reason = reason.split(", using configuration")[0].split(" (Background")[0]
+    option = next((o for o in SESSION_OPTIONS if f"'{o}'" in reason), None)
+    if "Invalid argument" in reason and option:
+        fail("import-session-option", where=where, option=option, reason=reason)
+    if "got None" in reason or "'NoneType' object" in reason:
+        fail("import-no-url", where=where, reason=reason, url=url)
+    if any(sign in reason for sign in DRIVER_SIGNS):
+        fail("import-driver", where=where, reason=reason, url=url)
+    fail("import-failed", where=where, reason=reason, url=url)
+
+
 @pytest.fixture
 def load(kata_module, monkeypatch, loaded):
     """load(url): set DATABASE_URL to url, import a fresh async_database.py, return it."""
@@ -94,12 +135,7 @@ def load(kata_module, monkeypatch, loaded):
             failure = import_failure(e)
             if failure is None:
                 raise  # a missing file or a syntax error: the loader's message says it all
-            pytest.fail(
-                f"With DATABASE_URL={shown(database_url)}, importing the module failed at "
-                f"{failure[0]}: {failure[1]}. create_async_engine loads the driver its URL "
-                f"names, and that must be asyncpg whatever driver DATABASE_URL names (AE1).",
-                pytrace=False,
-            )
+            blame_import(*failure, database_url)
         loaded.modules.append(module)
         return module
 
@@ -110,45 +146,29 @@ def shown(url: str) -> str:
     return url if len(url) < 60 else url[:57] + "..."
 
 
-def require(module, name: str, how: str):
+def require(module, name: str, key: str):
     value = vars(module).get(name)
     if value is None:
-        pytest.fail(f"async_database.{name} is still None: {how}", pytrace=False)
+        fail(key)
     return value
 
 
 def engine_of(module) -> AsyncEngine:
-    engine = require(
-        module, "async_engine", "create it with create_async_engine(ASYNC_DATABASE_URL, ...) (AE2)."
-    )
+    engine = require(module, "async_engine", "engine-none")
     if not isinstance(engine, AsyncEngine):
-        pytest.fail(
-            f"async_database.async_engine is a {type(engine).__name__}, not an AsyncEngine: "
-            f"async code cannot await a sync engine. Build it with create_async_engine (AE2).",
-            pytrace=False,
-        )
+        fail("engine-not-async", kind=type(engine).__name__)
     return engine
 
 
 def new_session(module) -> AsyncSession:
     """A session from the learner's AsyncSessionLocal, checked to be an AsyncSession."""
     engine_of(module)  # a sync engine would fail inside AsyncSession() with a bare ArgumentError
-    factory = require(
-        module,
-        "AsyncSessionLocal",
-        "make it with async_sessionmaker(bind=async_engine, class_=AsyncSession, "
-        "expire_on_commit=...) (AE2).",
-    )
+    factory = require(module, "AsyncSessionLocal", "factory-none")
     session = factory()
     if not isinstance(session, AsyncSession):
         if hasattr(session, "close"):
             session.close()  # a sync Session that never connected: nothing to give back
-        pytest.fail(
-            f"AsyncSessionLocal() made a {type(session).__module__}.{type(session).__name__}, "
-            f"not an AsyncSession: its queries cannot be awaited. Use async_sessionmaker "
-            f"(or class_=AsyncSession) bound to async_engine (AE2).",
-            pytrace=False,
-        )
+        fail("session-not-async", kind=f"{type(session).__module__}.{type(session).__name__}")
     return session
 
 
@@ -193,7 +213,7 @@ def app_with(module, loaded: Loaded) -> FastAPI:
     """A small blog API on the learner's get_async_db; it keeps every session it was given."""
     engine_of(module)
     new_session(module)  # fails early, with the reason, if the factory is not async; never used
-    get_async_db = require(module, "get_async_db", "write the dependency (AE4).")
+    get_async_db = require(module, "get_async_db", "dependency-none")
     app = FastAPI()
 
     async def db_session(db: AsyncSession = Depends(get_async_db)):
@@ -230,11 +250,7 @@ async def within(seconds: float, awaitable, what: str, rule: str):
     try:
         return await asyncio.wait_for(awaitable, seconds)
     except asyncio.TimeoutError:
-        pytest.fail(
-            f"{what} did not finish within {seconds} s. The likely cause: a wait for a pool "
-            f"connection that is never given back (a session that is never closed) ({rule}).",
-            pytrace=False,
-        )
+        fail("hangs", what=what, seconds=seconds)
 
 
 # --- AE1: one DATABASE_URL, the asyncpg driver ---------------------------------------------------
@@ -254,56 +270,49 @@ async def test_the_async_url_names_asyncpg_whatever_driver_database_url_names(lo
     given = URL_FORMS[form]
     module = load(given)
 
-    assert vars(module).get("SYNC_DATABASE_URL") == given, (
-        f"SYNC_DATABASE_URL is {vars(module).get('SYNC_DATABASE_URL')!r}; it must be DATABASE_URL "
-        f"exactly as the environment holds it ({given!r}) (AE1)."
-    )
+    sync_url = vars(module).get("SYNC_DATABASE_URL")
+    if sync_url != given:
+        fail("ae1-sync-url", got=repr(sync_url), given=given)
     async_url = vars(module).get("ASYNC_DATABASE_URL")
-    assert async_url is not None, (
-        "ASYNC_DATABASE_URL is still None: derive it from SYNC_DATABASE_URL (AE1)."
-    )
+    if async_url is None:
+        fail("ae1-async-url-none")
     url = make_url(async_url)
-    assert url.drivername == "postgresql+asyncpg", (
-        f"From DATABASE_URL={given!r}, ASYNC_DATABASE_URL names the driver {url.drivername!r}; "
-        f"an async engine needs 'postgresql+asyncpg'. Replacing the text 'postgresql://' misses "
-        f"URLs that already name a driver: set the driver part, whatever it was (AE1)."
-    )
-    assert url.password == "s3cret", (
-        f"ASYNC_DATABASE_URL lost the password: it reads {url.password!r}, not 's3cret'. "
-        f"str() of a sqlalchemy URL masks the password as ***; keep the URL object or use "
-        f"url.render_as_string(hide_password=False) (AE1)."
-    )
+    if url.drivername != "postgresql+asyncpg":
+        fail("ae1-driver", given=given, driver=url.drivername)
+    if url.password != PASSWORD:
+        key = "ae1-password-masked" if url.password == "***" else "ae1-password"
+        fail(key, got=repr(url.password), expected=PASSWORD)
     parts = (url.username, url.host, url.port, url.database)
-    assert parts == ("kata", "db.example", 6543, "blog"), (
-        f"ASYNC_DATABASE_URL points elsewhere: user, host, port, database = {parts}, expected "
-        f"('kata', 'db.example', 6543, 'blog'). Change only the driver (AE1)."
-    )
+    if parts != (USER, HOST, PORT, DBNAME):
+        fail("ae1-parts", parts=parts, expected=(USER, HOST, PORT, DBNAME))
     engine = engine_of(module)
     built_on = (engine.url.drivername, engine.url.host, engine.url.database)
-    assert built_on == ("postgresql+asyncpg", "db.example", "blog"), (
-        f"async_engine was built on {engine.url!r}, not on ASYNC_DATABASE_URL: pass it to "
-        f"create_async_engine (AE1)."
-    )
+    if built_on != ("postgresql+asyncpg", HOST, DBNAME):
+        fail("ae1-engine-url", url=repr(engine.url))
 
 
 @pytest.mark.rule("AE1")
 async def test_the_engine_runs_its_queries_through_asyncpg(load, seeded_db):
     """A query through async_engine runs on an asyncpg connection to the DATABASE_URL database."""
+    # The server's URL names its socket folder in the query (?host=/...): all of it must stay.
     engine = engine_of(load(seeded_db.plain_url))
 
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver = type(raw.driver_connection).__module__.split(".")[0]
-        database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+    async def ask():
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = type(raw.driver_connection).__module__.split(".")[0]
+            database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+        return driver, database
 
-    assert driver == "asyncpg", (
-        f"async_engine's connections come from {driver!r}, not asyncpg: the async engine must "
-        f"use the asyncpg driver (AE1)."
-    )
-    assert database == seeded_db.name, (
-        f"async_engine is connected to database {database!r}, not to the one DATABASE_URL names "
-        f"({seeded_db.name!r}): build ASYNC_DATABASE_URL from DATABASE_URL (AE1)."
-    )
+    outcome = await attempt(lambda: within(5, ask(), "A query through async_engine", "AE1"))
+    if outcome.error:
+        fail("ae1-cannot-connect", error=outcome.error, message=outcome.message[:200])
+    crashed(outcome)
+    driver, database = outcome.value
+    if driver != "asyncpg":
+        fail("ae1-not-asyncpg", driver=driver)
+    if database != seeded_db.name:
+        fail("ae1-other-database", database=database, expected=seeded_db.name)
 
 
 @pytest.fixture
@@ -319,17 +328,17 @@ def project_dir(request, tmp_path, monkeypatch):
     return folder
 
 
-def import_copy(folder: Path, loaded: Loaded, situation: str):
+def import_copy(folder: Path, loaded: Loaded, database_url: str, from_dotenv: bool = False):
     try:
         module = import_file(folder / FILE, module_name("05_async_engine", FILE) + "__dotenv")
     except pytest.fail.Exception as e:
         failure = import_failure(e)
-        reason = failure[1] if failure else str(e)
-        pytest.fail(
-            f"{situation}, importing async_database.py failed ({reason}). Call load_dotenv() "
-            f"before reading os.environ (AE1).",
-            pytrace=False,
-        )
+        if failure is None:
+            raise
+        where, reason = failure
+        if from_dotenv and ("got None" in reason or "'NoneType' object" in reason):
+            fail("ae1-dotenv-not-loaded-crash", where=where, reason=reason)
+        blame_import(where, reason, database_url)
     loaded.modules.append(module)
     return module
 
@@ -344,18 +353,14 @@ async def test_a_dotenv_file_supplies_database_url_when_the_environment_has_none
     monkeypatch.setenv("DATABASE_URL", "restored after the spec")
     monkeypatch.delenv("DATABASE_URL")  # load_dotenv's write is undone with it
 
-    module = import_copy(project_dir, loaded, "With DATABASE_URL only in a .env file")
+    module = import_copy(project_dir, loaded, f"postgresql://{FAKE}", from_dotenv=True)
 
-    assert vars(module).get("SYNC_DATABASE_URL") == f"postgresql://{FAKE}", (
-        f"With DATABASE_URL only in .env, SYNC_DATABASE_URL is "
-        f"{vars(module).get('SYNC_DATABASE_URL')!r}. Load the .env file (python-dotenv's "
-        f"load_dotenv()) before reading the environment (AE1)."
-    )
+    got = vars(module).get("SYNC_DATABASE_URL")
+    if got != f"postgresql://{FAKE}":
+        fail("ae1-dotenv-not-loaded", got=repr(got))
     async_url = vars(module).get("ASYNC_DATABASE_URL")
-    assert async_url is not None and make_url(async_url).host == "db.example", (
-        f"With DATABASE_URL from .env, ASYNC_DATABASE_URL is {async_url!r}; derive it from "
-        f"SYNC_DATABASE_URL (AE1)."
-    )
+    if async_url is None or make_url(async_url).host != HOST:
+        fail("ae1-dotenv-async-url", got=repr(async_url))
 
 
 @pytest.mark.rule("AE1")
@@ -364,14 +369,11 @@ async def test_the_environment_wins_over_the_dotenv_file(project_dir, monkeypatc
     (project_dir / ".env").write_text("DATABASE_URL=postgresql://dev:dev@localhost/dev_blog\n")
     monkeypatch.setenv("DATABASE_URL", f"postgresql://{FAKE}")
 
-    module = import_copy(project_dir, loaded, "With DATABASE_URL in the environment and in .env")
+    module = import_copy(project_dir, loaded, f"postgresql://{FAKE}")
 
     got = vars(module).get("SYNC_DATABASE_URL")
-    assert got == f"postgresql://{FAKE}", (
-        f"DATABASE_URL in the environment is postgresql://{FAKE}, in .env the local dev_blog; "
-        f"SYNC_DATABASE_URL took {got!r}. The environment must win (a server sets it; .env is "
-        f"the developer's default): do not load .env with override=True (AE1)."
-    )
+    if got != f"postgresql://{FAKE}":
+        fail("ae1-dotenv-overrides", got=repr(got), given=f"postgresql://{FAKE}")
 
 
 # --- AE2: async engine, async sessions, awaited queries ------------------------------------------
@@ -387,48 +389,46 @@ async def test_async_session_local_opens_async_sessions_that_query_through_async
 
     session = new_session(module)
     try:
-        titles = (await session.scalars(select(Post.title).order_by(Post.id))).all()
+        outcome = await attempt(
+            lambda: session.scalars(select(Post.title).order_by(Post.id))
+        )
+        crashed(outcome)
+        titles = outcome.value.all()
     finally:
         await session.close()
 
     expected = [title for title, _ in seed.POSTS.values()]
-    assert titles == expected, (
-        f"select(Post.title) through an AsyncSessionLocal() session returned {titles!r}, "
-        f"expected the {len(expected)} seeded titles (AE2)."
-    )
-    assert pool.checkouts >= 1, (
-        "The session's query did not take a connection from async_engine's pool: bind "
-        "AsyncSessionLocal to async_engine (AE2)."
-    )
+    if titles != expected:
+        fail("ae2-titles", titles=titles, n=len(expected))
+    if pool.checkouts < 1:
+        fail("ae2-other-engine")
 
 
 @pytest.mark.rule("AE2")
-async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post(
-    load, seeded_db, committed
-):
-    """create_post awaits commit: the new post is saved, and no coroutine is left un-awaited."""
+async def test_create_post_awaits_its_commit_and_returns_the_saved_post(load, seeded_db, committed):
+    """create_post awaits commit: the new post is saved and returned, no coroutine left un-awaited."""
     module = load(seeded_db.plain_url)
     engine_of(module)
-    create_post = require(module, "create_post", "write it (AE2).")
+    create_post = require(module, "create_post", "create-post-none")
+    title = f"Saved by create_post {random.randint(1000, 9999)}"
 
     session = new_session(module)
     try:
-        data = PostCreate(title="Saved by create_post", content="Kata 05.")
+        data = PostCreate(title=title, content="Kata 05.")
         outcome = await attempt(lambda: create_post(session, data))
     finally:
         await session.close()
 
-    assert not outcome.unawaited, (
-        f"create_post called {outcome.unawaited[0]}() without await: that only creates a "
-        f"coroutine, which never runs, so nothing was saved. Await every call that talks to the "
-        f"database (AE2)."
-    )
-    outcome.fail_if_crashed("AE2")
-    saved = await committed("Saved by create_post")
-    assert saved == 1, (
-        f"After create_post, another connection sees {saved} post(s) titled 'Saved by "
-        f"create_post', expected 1: create_post must add the post and await db.commit() (AE2)."
-    )
+    if outcome.unawaited:
+        fail("ae2-not-awaited", call=outcome.unawaited[0])
+    crashed(outcome)
+    saved = await committed(title)
+    if saved != 1:
+        fail("ae2-not-saved", saved=saved, title=title)
+    if outcome.value is None:
+        fail("ae2-returned-none")
+    if not isinstance(outcome.value, Post):
+        fail("ae2-returned-other", got=type(outcome.value).__name__)
 
 
 # --- AE3: expire_on_commit=False -----------------------------------------------------------------
@@ -438,29 +438,25 @@ async def test_create_post_awaits_its_commit_so_another_connection_sees_the_post
 async def test_a_post_stays_readable_after_create_post_commits_it(load, seeded_db):
     """After commit, the new post's id, title and content read without a query."""
     module = load(seeded_db.plain_url)
-    create_post = require(module, "create_post", "write it (AE2).")
+    create_post = require(module, "create_post", "create-post-none")
+    title, content = f"Still readable {random.randint(1000, 9999)}", f"After commit {_RUN}."
 
     session = new_session(module)
     try:
-        data = PostCreate(title="Still readable", content="After commit.")
-        created = await attempt(lambda: create_post(session, data))
-        created.fail_if_crashed("AE3")
+        created = await attempt(lambda: create_post(session, PostCreate(title=title, content=content)))
+        crashed(created)
         post = created.value
+        if not isinstance(post, Post):
+            fail("ae3-no-post", got=repr(post))
         read = await attempt(lambda: (post.id, post.title, post.content))
     finally:
         await session.close()
 
-    assert not read.missing_greenlet, (
-        "Reading post.title after create_post's commit raised MissingGreenlet: the commit "
-        "expired every attribute, and reloading one needs a query that a plain attribute read "
-        "cannot await. Make AsyncSessionLocal with expire_on_commit=False (AE3)."
-    )
-    read.fail_if_crashed("AE3")
-    expected = ("Still readable", "After commit.")
-    assert isinstance(read.value[0], int) and read.value[1:] == expected, (
-        f"create_post returned a post reading (id, title, content) = {read.value!r}; return the "
-        f"Post after its commit, with the id the database gave it (AE3)."
-    )
+    if read.missing_greenlet:
+        fail("ae3-expired")
+    crashed(read)
+    if not isinstance(read.value[0], int) or read.value[1:] != (title, content):
+        fail("ae3-wrong-post", got=repr(read.value), title=title, content=content)
 
 
 @pytest.mark.rule("AE3")
@@ -468,56 +464,55 @@ async def test_an_endpoint_can_return_the_object_it_just_committed(load, loaded,
     """An endpoint that commits and returns the object gets a response, not a 500."""
     module = load(seeded_db.plain_url)
     app = app_with(module, loaded)
+    post_id, title = random.choice(list(seed.POSTS)), f"Renamed {random.randint(1000, 9999)}"
 
     async with client_for(app) as client:
-        request = client.put("/posts/1/title", params={"title": "Renamed"})
-        outcome = await attempt(lambda: within(5, request, "PUT /posts/1/title", "AE3"))
+        request = client.put(f"/posts/{post_id}/title", params={"title": title})
+        outcome = await attempt(lambda: within(5, request, f"PUT /posts/{post_id}/title", "AE3"))
 
-    assert not outcome.missing_greenlet, (
-        "PUT /posts/1/title committed, then building the response from the post raised "
-        "MissingGreenlet: a client gets a 500. The commit expired the post's attributes; make "
-        "AsyncSessionLocal with expire_on_commit=False (AE3)."
-    )
-    outcome.fail_if_crashed("AE3")
+    if outcome.missing_greenlet:
+        fail("ae3-endpoint-expired", post_id=post_id)
+    crashed(outcome)
     response = outcome.value
-    assert response.status_code == 200 and response.json()["title"] == "Renamed", (
-        f"PUT /posts/1/title answered {response.status_code} {response.text[:200]}; expected "
-        f"200 with the new title (AE3)."
-    )
+    if response.status_code != 200 or response.json().get("title") != title:
+        fail("ae3-endpoint-answer", post_id=post_id, status=response.status_code,
+             body=response.text[:200], title=title)
 
 
 # --- AE4: one session per request, always closed -------------------------------------------------
 
 
 @pytest.mark.rule("AE4")
-async def test_each_request_gets_its_own_session_and_gives_its_connection_back(
+async def test_each_request_gets_its_own_session_on_async_engine_and_gives_its_connection_back(
     load, loaded, seeded_db
 ):
-    """Five requests get five sessions; afterwards no connection is left checked out."""
+    """Five requests get five sessions on async_engine; afterwards no connection is checked out."""
     module = load(seeded_db.plain_url)
-    pool = PoolWatch(engine_of(module))
+    engine = engine_of(module)
+    pool = PoolWatch(engine)
     app = app_with(module, loaded)
+    ids = random.sample(list(seed.POSTS), 5)
 
     async def five_requests():
         async with client_for(app) as client:
-            return [await client.get(f"/posts/{post_id}") for post_id in range(1, 6)]
+            return [await client.get(f"/posts/{post_id}") for post_id in ids]
 
     outcome = await attempt(lambda: within(5, five_requests(), "Five GET requests", "AE4"))
-    outcome.fail_if_crashed("AE4")
+    crashed(outcome)
 
     statuses = [r.status_code for r in outcome.value]
-    assert statuses == [200] * 5, f"GET /posts/1..5 answered {statuses}; expected five 200s (AE4)."
+    if statuses != [200] * 5:
+        fail("ae4-statuses", statuses=statuses)
     sessions = {id(s) for s in loaded.sessions}
-    assert len(sessions) == 5, (
-        f"Five requests were served by {len(sessions)} session(s). A session is not safe to "
-        f"share between requests: open a new one per request inside get_async_db (AE4)."
-    )
-    assert pool.outstanding == 0, (
-        f"After five requests had their responses, {pool.outstanding} connection(s) were still "
-        f"checked out of the pool ({pool.checkouts} lent, {pool.checkins} returned). Close each "
-        f"session after the response: yield it inside `async with AsyncSessionLocal() as "
-        f"session:` (AE4)."
-    )
+    if len(sessions) != 5:
+        fail("ae4-shared-session", sessions=len(sessions))
+    elsewhere = sum(1 for s in loaded.sessions if getattr(s, "bind", None) is not engine)
+    if pool.checkouts < 5:
+        fail("ae4-other-engine" if elsewhere else "ae4-no-connection", checkouts=pool.checkouts,
+             elsewhere=elsewhere)
+    if pool.outstanding:
+        fail("ae4-not-closed", outstanding=pool.outstanding, checkouts=pool.checkouts,
+             checkins=pool.checkins)
 
 
 @pytest.mark.rule("AE4")
@@ -526,28 +521,23 @@ async def test_a_request_that_raises_rolls_back_and_still_gives_its_connection_b
 ):
     """An endpoint that writes and then raises: the write is not saved, the connection goes back."""
     module = load(seeded_db.plain_url)
-    pool = PoolWatch(engine_of(module))
+    engine = engine_of(module)
+    pool = PoolWatch(engine)
     app = app_with(module, loaded)
 
     # raise_app_exceptions=False: the client gets the 500 a real client would get.
     async with client_for(app, raise_app_exceptions=False) as client:
         request = client.post("/posts/fail")
         outcome = await attempt(lambda: within(5, request, "POST /posts/fail", "AE4"))
-    outcome.fail_if_crashed("AE4")
+    crashed(outcome)
 
-    assert outcome.value.status_code == 500, (
-        f"POST /posts/fail answered {outcome.value.status_code}; the endpoint raises, so a "
-        f"client gets 500 (AE4)."
-    )
-    saved = await committed("Never saved")
-    assert saved == 0, (
-        "The endpoint raised after writing a post, yet the post was committed: the dependency "
-        "must not commit when the request failed. Closing the session rolls back whatever was "
-        "not committed (AE4)."
-    )
-    assert pool.outstanding == 0, (
-        f"After the failing request, {pool.outstanding} connection(s) were still checked out: "
-        f"when the endpoint raises, the exception comes out of your `yield`, so code after it "
-        f"never runs. Let `async with AsyncSessionLocal() as session:` (or try/finally) close "
-        f"the session (AE4)."
-    )
+    if outcome.value.status_code != 500:
+        fail("ae4-not-500", status=outcome.value.status_code)
+    if await committed("Never saved"):
+        fail("ae4-failed-write-saved")
+    elsewhere = sum(1 for s in loaded.sessions if getattr(s, "bind", None) is not engine)
+    if pool.checkouts < 1:
+        fail("ae4-other-engine" if elsewhere else "ae4-no-connection", checkouts=pool.checkouts,
+             elsewhere=elsewhere)
+    if pool.outstanding:
+        fail("ae4-not-closed-on-error", outstanding=pool.outstanding)

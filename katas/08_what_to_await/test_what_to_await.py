@@ -14,8 +14,8 @@ import hashlib
 import inspect
 import os
 import random
-import re
 import string
+import sys
 import threading
 import time
 import warnings
@@ -34,7 +34,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 from kata_blog import seed
 from kata_tools.i18n import catalog
 from kata_tools.loader import display
-from kata_tools.probes import BlockingSpy, Heartbeat, loop_running_here
+from kata_tools.probes import BlockingSpy, Heartbeat, loop_running_here, unawaited_in
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -113,6 +113,8 @@ def _frames(tb):
 async def call_learner(kata, function, *args) -> Call:
     """Await function(*args); record its result or error and every coroutine it never awaited."""
     call = Call()
+    depth = sys.get_coroutine_origin_tracking_depth()
+    sys.set_coroutine_origin_tracking_depth(max(depth, 2))  # so a warning names the learner line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -128,19 +130,21 @@ async def call_learner(kata, function, *args) -> Call:
             call.where = learner_line(kata, e)
         if call.error:
             gc.collect()  # the error's frames may hold a coroutine never awaited: warn it here
+    sys.set_coroutine_origin_tracking_depth(depth)
     call.never_awaited = never_awaited_in(caught)
     return call
 
 
 def never_awaited_in(caught) -> list:
-    """The names of the coroutines that Python warned were never awaited."""
-    found = (re.search(r"coroutine '([^']+)' was never awaited", str(w.message)) for w in caught)
-    return [match.group(1) for match in found if match]
+    """The coroutines that Python warned were never awaited (kata_tools.probes' shared reading:
+    each one's qualified name and the learner line that created it)."""
+    return unawaited_in(caught)
 
 
 def never_awaited_message(call, what: str) -> str:
-    names = ", ".join(sorted(set(call.never_awaited)))
-    return MSG("never-awaited", what=what, names=names)
+    names = ", ".join(sorted({u.name for u in call.never_awaited}))
+    where = next((u.where for u in call.never_awaited if u.where), "")
+    return MSG("never-awaited", what=what, names=names, at=f" ({where})" if where else "")
 
 
 def error_message(call: Call, what: str) -> str:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 BACKOFF = 0.2  # seconds fetch_with_retry waits before trying again
-ITERATIONS = 200_000  # pbkdf2 rounds: deliberately slow CPU work (about 0.05 s here)
+ITERATIONS = 200_000  # pbkdf2 rounds: slow CPU work on purpose (about 0.1 s; 0.2 s when busy)
 
 
 async def fetch_json(url: str) -> dict:

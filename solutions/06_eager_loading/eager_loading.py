@@ -49,6 +49,7 @@ async def get_post_detail(db: AsyncSession, post_id: int) -> Post:
 
 async def list_posts_with_comments(db: AsyncSession) -> list[Post]:
     """Every post in id order, each with its comments, in a constant number of statements."""
-    # One SELECT for the posts, one for all their comments: 2 statements for 5 posts or 5000.
+    # One SELECT for the posts, then one for their comments per 500 posts (selectinload batches
+    # 500 parents a statement): 2 statements up to 500 posts, 1 + 10 for 5000.
     stmt = select(Post).order_by(Post.id).options(selectinload(Post.comments))
     return list((await db.scalars(stmt)).all())

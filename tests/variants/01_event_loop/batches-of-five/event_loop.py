@@ -20,6 +20,6 @@ async def serve_one_at_a_time(handler, request_ids: list[int]) -> list:
 async def serve_concurrently(handler, request_ids: list[int]) -> list:
     results = []
     for start in range(0, len(request_ids), 5):
-        batch = request_ids[start:start + 5]
+        batch = request_ids[start : start + 5]
         results.extend(await asyncio.gather(*(handler(r) for r in batch)))
     return results

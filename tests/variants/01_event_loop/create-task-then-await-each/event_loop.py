@@ -7,7 +7,7 @@ LATENCY = 0.1
 
 async def query_database(request_id: int, latency: float = LATENCY) -> str:
     await sleep(latency)
-    return "row %d" % request_id
+    return "row %d" % request_id  # noqa: UP031 (a learner's style)
 
 
 async def serve_one_at_a_time(handler, request_ids: list[int]) -> list:

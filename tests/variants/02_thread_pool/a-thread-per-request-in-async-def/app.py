@@ -1,13 +1,13 @@
 """Kata 02 - the thread pool (a learner's version)."""
 
 import asyncio
+import queue
+import threading
 import time
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-import threading
-import queue
 
 REPORT_SECONDS = 0.1
 CACHE_SECONDS = 0.05

@@ -4,9 +4,9 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI
-import anyio
 
 REPORT_SECONDS = 0.1
 CACHE_SECONDS = 0.05

@@ -5,8 +5,8 @@ import time
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI
 from anyio.to_thread import current_default_thread_limiter
+from fastapi import APIRouter, Depends, FastAPI
 
 REPORT_SECONDS = 0.1
 CACHE_SECONDS = 0.05

@@ -13,7 +13,6 @@ from kata_blog.schemas import CommentResponse
 
 SALT = b"kata-08-salt"
 ITERATIONS = 200_000
-CPU_POOL = ProcessPoolExecutor(max_workers=2)  # CPU work goes to other processes
 
 
 class PostNotFound(LookupError):
@@ -58,7 +57,9 @@ def create_app(database_url: str) -> FastAPI:
             database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
         )
         app.state.sessions = async_sessionmaker(app.state.engine, expire_on_commit=False)
+        app.state.cpu_pool = ProcessPoolExecutor(max_workers=2)  # CPU work goes to other processes
         yield
+        app.state.cpu_pool.shutdown()
         await app.state.engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
@@ -84,9 +85,9 @@ def create_app(database_url: str) -> FastAPI:
         return await comments_of(db, post_id)
 
     @app.post("/password-hash")
-    async def password_hash(body: PasswordIn):
+    async def password_hash(body: PasswordIn, request: Request):
         loop = asyncio.get_running_loop()
-        digest = await loop.run_in_executor(CPU_POOL, hash_password, body.password)
+        digest = await loop.run_in_executor(request.app.state.cpu_pool, hash_password, body.password)
         return {"hash": digest.hex()}
 
     return app

@@ -1,0 +1,249 @@
+"""Specs of kata 11: timeouts and cancellation (rules TO1, TO2). Do not edit: edit reports.py.
+
+Each spec gets its own copy of the seeded blog database. Your app runs in this test's event loop
+(httpx.ASGITransport); the report asks PostgreSQL for a pg_sleep far longer than any budget, so
+only giving up can end it. The checks are what a client and the database see: the status code,
+the connections still checked out of your engine's pool, and whether the query is still running
+in PostgreSQL (pg_stat_activity) after the request gave up. Deadlines are 5x the budget or more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import warnings
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from kata_tools.attempts import attempt
+from kata_tools.i18n import catalog
+
+pytestmark = pytest.mark.asyncio
+MSG = catalog(__file__)
+
+FILE = "reports.py"
+FOREVER = 30.0  # seconds of pg_sleep a slow report asks for: only giving up ends it
+LONG_GUARD = 20.0  # the engine's statement_timeout where a spec wants the app's own timeout to act
+GONE_WITHIN = 2.0  # a cancelled query leaves pg_stat_activity within milliseconds; allow this much
+
+
+def deadline(budget: float) -> float:
+    """How long a spec waits for something due after `budget` seconds: 5x, plus start-up room."""
+    return 5 * budget + 1.5
+
+
+@pytest.fixture
+def kata(kata_module):
+    return kata_module(FILE)
+
+
+@pytest_asyncio.fixture
+async def spectator(seeded_db):
+    """The spec's own connections, off the learner's pool."""
+    engine = create_async_engine(seeded_db.async_url, poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+
+
+RUNNING = text(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE '%pg_sleep(%'"
+)
+
+
+async def running_queries(spectator) -> list[int]:
+    async with spectator.connect() as conn:
+        return list((await conn.execute(RUNNING)).scalars())
+
+
+def checked_out(engine: AsyncEngine) -> int:
+    return engine.sync_engine.pool.checkedout()
+
+
+def collect_lost_connections() -> int:
+    """Connections nobody closed whose objects were already dropped: the garbage collector hands
+    them back to the pool with a warning, so the pool's count alone would miss them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    return sum("non-checked-in connection" in str(w.message) for w in caught)
+
+
+@pytest_asyncio.fixture
+async def engines(kata, seeded_db, spectator):
+    """make(statement_timeout): the learner's make_engine on this spec's database; all disposed after."""
+    made: list[AsyncEngine] = []
+
+    def make(statement_timeout: float) -> AsyncEngine:
+        engine = kata.make_engine(seeded_db.plain_url, statement_timeout)
+        if not isinstance(engine, AsyncEngine):
+            pytest.fail(MSG("not-an-engine", kind=type(engine).__name__), pytrace=False)
+        made.append(engine)
+        return engine
+
+    yield make
+    collect_lost_connections()  # a lost connection must not warn in some later, innocent spec
+    # A query left running would hold its connection (and its task) past the spec: stop it.
+    async with spectator.connect() as conn:
+        for pid in await running_queries(spectator):
+            await conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+    for engine in made:
+        stop = time.monotonic() + GONE_WITHIN
+        while checked_out(engine) and time.monotonic() < stop:
+            await asyncio.sleep(0.02)
+        await engine.dispose()
+
+
+def client_for(app) -> httpx.AsyncClient:
+    # raise_app_exceptions: an exception the app lets escape reaches the spec (a client sees 500).
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def bounded(awaitable, within: float) -> tuple[asyncio.Task, bool]:
+    """Run `awaitable` for at most `within` seconds: (its task, whether it finished in time).
+
+    Not wait_for: an app that lets a TimeoutError escape must not look like our own deadline.
+    A task still running at the deadline is cancelled and awaited.
+    """
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        return task, False
+    return task, True
+
+
+async def get_report(app, report_id: int, seconds: float, within: float):
+    """GET /reports/{id}?seconds=S: (outcome, finished in time). The outcome holds the response
+    or the exception the app let escape."""
+    async with client_for(app) as client:
+        request = client.get(f"/reports/{report_id}", params={"seconds": seconds})
+        task, in_time = await bounded(request, within)
+        if not in_time:
+            return None, False
+        outcome = await attempt(lambda: task)
+    return outcome, True
+
+
+def escaped(outcome) -> str:
+    return MSG("escaped", error=outcome.error, where=outcome.where or "reports.py", message=outcome.message[:160])
+
+
+# --- TO1: give up in time, and answer 504 -------------------------------------------------------
+
+
+@pytest.mark.rule("TO1")
+@pytest.mark.parametrize("timeout", [0.2])
+async def test_a_slow_report_answers_504_once_its_time_is_up(kata, engines, timeout):
+    """A report slower than the budget answers 504 Gateway Timeout, not long after the budget."""
+    app = kata.create_app(engines(LONG_GUARD), timeout)
+    wait = deadline(timeout)
+    outcome, in_time = await get_report(app, 7, FOREVER, wait)
+    assert in_time, MSG("no-answer", timeout=timeout, wait=wait, seconds=FOREVER)
+    assert not outcome.error, escaped(outcome)
+    reply = outcome.value
+    assert reply.status_code == 504, MSG("wrong-status", status=reply.status_code, body=reply.text[:160])
+
+
+@pytest.mark.rule("TO1")
+@pytest.mark.parametrize(("timeout", "seconds"), [(5.0, 1.0), (1.0, 0.05)])
+async def test_a_report_within_its_budget_still_answers_200(kata, engines, timeout, seconds):
+    """A report that takes a fifth of the budget or less is not cut short: 200 and its id."""
+    app = kata.create_app(engines(LONG_GUARD), timeout)
+    outcome, in_time = await get_report(app, 3, seconds, deadline(timeout))
+    assert in_time, MSG("no-answer", timeout=timeout, wait=deadline(timeout), seconds=seconds)
+    assert not outcome.error, escaped(outcome)
+    reply = outcome.value
+    assert reply.status_code == 200 and reply.json() == {"report_id": 3}, MSG(
+        "cut-short", seconds=seconds, timeout=timeout, status=reply.status_code, body=reply.text[:160]
+    )
+
+
+@pytest.mark.rule("TO1")
+async def test_a_report_the_database_stopped_answers_504_too(kata, engines):
+    """When the engine's statement timeout stops the query first, the client still gets 504."""
+    guard, budget = 0.3, 4.0
+    app = kata.create_app(engines(guard), budget)
+    wait = deadline(guard)  # well before the app's own budget runs out
+    outcome, in_time = await get_report(app, 9, FOREVER, wait)
+    assert in_time, MSG("guard-silent", guard=guard, wait=wait)
+    if outcome.error == "DBAPIError":
+        pytest.fail(MSG("guard-500", message=outcome.message[:160]), pytrace=False)
+    assert not outcome.error, escaped(outcome)
+    reply = outcome.value
+    assert reply.status_code == 504, MSG("wrong-status", status=reply.status_code, body=reply.text[:160])
+
+
+# --- TO2: what is left after giving up: nothing --------------------------------------------------
+
+
+@pytest.mark.rule("TO2")
+@pytest.mark.parametrize(
+    ("guard", "timeout"),
+    [(LONG_GUARD, 0.3), (0.3, 4.0)],
+    ids=["the-app-gives-up", "the-database-stops-it"],
+)
+async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
+    kata, engines, spectator, guard, timeout
+):
+    """Once the 504 is sent (the app's timeout or the database's guard), no connection is checked
+    out and PostgreSQL runs no report query."""
+    engine = engines(guard)
+    app = kata.create_app(engine, timeout)
+    with warnings.catch_warnings(record=True) as caught:  # a connection the GC had to take back
+        warnings.simplefilter("always")
+        wait = deadline(min(guard, timeout))
+        outcome, in_time = await get_report(app, 4, FOREVER, wait)
+        assert in_time, MSG("no-answer", timeout=min(guard, timeout), wait=wait, seconds=FOREVER)
+
+        stop = time.monotonic() + GONE_WITHIN
+        left, running = checked_out(engine), await running_queries(spectator)
+        while (left or running) and time.monotonic() < stop:
+            await asyncio.sleep(0.05)
+            left, running = checked_out(engine), await running_queries(spectator)
+    lost = collect_lost_connections() + sum("non-checked-in connection" in str(w.message) for w in caught)
+    left = checked_out(engine)  # again: what the garbage collector took back is no longer out
+    assert not running, MSG("still-running", running=len(running), left=left + lost, gone=GONE_WITHIN)
+    assert left + lost == 0, MSG("still-checked-out", left=left + lost, gone=GONE_WITHIN)
+
+
+@pytest.mark.rule("TO2")
+async def test_the_database_stops_a_runaway_query_by_itself(kata, engines, spectator):
+    """With nobody to cancel it, a query longer than statement_timeout is stopped by PostgreSQL."""
+    guard = 0.3
+    engine = engines(guard)
+    wait = deadline(guard)
+    async with engine.connect() as connection:
+        query = connection.execute(text("SELECT pg_sleep(:s)"), {"s": FOREVER})
+        task, in_time = await bounded(query, wait)
+        if not in_time:
+            stopped = None  # our deadline: nothing on the server side stopped it
+        elif task.exception() is None:
+            stopped = "no error"
+        else:  # statement_timeout: DBAPIError; asyncpg's command_timeout: TimeoutError
+            stopped = type(task.exception()).__name__
+    assert stopped is not None, MSG("no-guard", guard=guard, wait=wait)
+    assert stopped != "no error", MSG("no-guard", guard=guard, wait=wait)
+    running = await running_queries(spectator)
+    assert not running, MSG("guard-left-running", running=len(running))
+
+
+@pytest.mark.rule("TO2")
+@pytest.mark.parametrize("guard", [2.0, 5.0])
+async def test_the_guard_lets_a_query_of_a_fifth_of_it_finish(kata, engines, guard):
+    """statement_timeout=S stops statements after S seconds, not sooner: a query of S / 5 runs."""
+    engine = engines(guard)
+    quick = guard / 5
+    async with engine.connect() as connection:
+        run = lambda: connection.execute(text("SELECT pg_sleep(:s)"), {"s": quick})  # noqa: E731
+        task, in_time = await bounded(run(), deadline(guard))
+    error = type(task.exception()).__name__ if in_time and task.exception() else None
+    assert in_time and not error, MSG("guard-too-tight", guard=guard, quick=quick, error=error or "nothing")
