@@ -17,6 +17,7 @@ import math
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -86,6 +87,7 @@ def run_workers(seeded_db, settings: dict, workers: int, demand: int, spectator)
     connections at once. Returns what they got and the connections PostgreSQL saw them hold."""
     url = seeded_db.sync_url.render_as_string(hide_password=False)
     procs = []
+    readers = ThreadPoolExecutor(workers)
     try:
         for _ in range(workers):
             procs.append(
@@ -97,8 +99,10 @@ def run_workers(seeded_db, settings: dict, workers: int, demand: int, spectator)
                     text=True,
                 )
             )
-        with ThreadPoolExecutor(workers) as pool:
-            lines = list(pool.map(lambda p: p.stdout.readline(), procs, timeout=START_LIMIT))
+        try:
+            lines = list(readers.map(lambda p: p.stdout.readline(), procs, timeout=START_LIMIT))
+        except FuturesTimeout:
+            pytest.fail(MSG("workers-slow", workers=workers, seconds=START_LIMIT), pytrace=False)
         reports = []
         for proc, line in zip(procs, lines):
             if not line:
@@ -114,7 +118,8 @@ def run_workers(seeded_db, settings: dict, workers: int, demand: int, spectator)
         }
     finally:
         for proc in procs:
-            proc.kill()
+            proc.kill()  # a killed worker's connections close with it
+        readers.shutdown(wait=True)  # their readline ends once the process is gone
         for proc in procs:
             proc.wait(timeout=30)
             for stream in (proc.stdin, proc.stdout, proc.stderr):
