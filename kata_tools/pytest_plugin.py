@@ -66,6 +66,7 @@ _MODULES = pytest.StashKey[dict]()
 _IMPORT_FAILED = pytest.StashKey[dict]()  # learner file -> its LearnerImportFailed, shown once
 _LEFTOVERS = pytest.StashKey[probes.Leftovers]()
 _EXIT = pytest.StashKey[int]()
+_STOPPED = pytest.StashKey[bool]()  # the spec's timeout fired (its timer may be gone by teardown)
 
 MAX_LINES = 4  # a default-run failure message, line 3 included, is at most this long
 REFIRE = 0.25  # seconds between interrupts once a spec timed out
@@ -296,7 +297,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
     if leftovers.check():
         left = leftovers.take()
         call = item.stash.get(CALL_REPORT, None)
-        timed_out = _TIMER is not None and _TIMER.item is item and _TIMER.fired
+        timed_out = item.stash.get(_STOPPED, False) or (
+            _TIMER is not None and _TIMER.item is item and bool(_TIMER.fired)
+        )
         if timed_out:
             pass  # stopped by its timeout: what it left is a consequence; the timeout teaches
         elif call is not None and call.failed:
@@ -695,6 +698,8 @@ def _cancel_timer(item: pytest.Item) -> None:
     if timer is None or timer.item is not item:
         return
     timer.done = True
+    if timer.fired:
+        item.stash[_STOPPED] = True  # read by the teardown: leftovers of a stopped spec are its echo
     if not _STOPPING["since"]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
