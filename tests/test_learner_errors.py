@@ -1,5 +1,7 @@
 """Bad learner code gets a clear, local failure: the file and line, the kata; other katas still run."""
 
+import re
+
 import pytest
 
 from kata_tools import catalog
@@ -110,6 +112,8 @@ def test_the_stub_run_teaches_without_tracebacks_or_warnings(stub_run):
     ours = [r for r in stub_run.specs.values() if r["kata"] == KATA.name]
     assert ours and all(r["outcome"] == "failed" for r in ours)
     assert all(f"rule: {r['rules'][0]}" in r["message"] or r["message"] for r in ours)
-    assert "Not written yet: katas/01_event_loop/event_loop.py" in stub_run.output
+    # The self-tests run the pristine stubs from a copy (tests/conftest.py): the file is named by
+    # the copy's path, ending in the kata's folder and file.
+    assert re.search(r"Not written yet: \S*01_event_loop/event_loop\.py:\d+", stub_run.output)
     assert "Traceback" not in stub_run.output
     assert "warnings summary" not in stub_run.output
