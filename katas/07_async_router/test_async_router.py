@@ -171,7 +171,11 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> An
                 answer.body = response.json()
             except ValueError:
                 answer.body = response.text
-    answer.never_awaited = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+    # Only the warning's first line: with tracebacks kept, Python appends where the coroutine was
+    # created, which belongs behind -v, not in the two lines of the message.
+    answer.never_awaited = [
+        str(w.message).splitlines()[0] for w in caught if "never awaited" in str(w.message)
+    ]
     return answer
 
 

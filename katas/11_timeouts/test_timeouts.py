@@ -134,7 +134,7 @@ async def get_report(app, report_id: int, seconds: float, within: float):
 
 
 def escaped(outcome) -> str:
-    return MSG("escaped", error=outcome.error, where=outcome.where or "reports.py", message=outcome.message[:160])
+    return MSG("escaped", error=outcome.error, where=outcome.where or "reports.py", message=(outcome.message.splitlines() or [""])[0][:160])
 
 
 # --- TO1: give up in time, and answer 504 -------------------------------------------------------
@@ -176,7 +176,7 @@ async def test_a_report_the_database_stopped_answers_504_too(kata, engines):
     outcome, in_time = await get_report(app, 9, FOREVER, wait)
     assert in_time, MSG("guard-silent", guard=guard, wait=wait)
     if outcome.error == "DBAPIError":
-        pytest.fail(MSG("guard-500", message=outcome.message[:160]), pytrace=False)
+        pytest.fail(MSG("guard-500", message=(outcome.message.splitlines() or [""])[0][:160]), pytrace=False)
     assert not outcome.error, escaped(outcome)
     reply = outcome.value
     assert reply.status_code == 504, MSG("wrong-status", status=reply.status_code, body=reply.text[:160])
