@@ -314,6 +314,7 @@ def _amend(item: pytest.Item, report: pytest.TestReport, cause: str) -> None:
     shown = render(item, cause)
     if item.config.option.tbstyle == "auto":
         report.longrepr = shown
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
     record = item.config.stash[_RESULTS].get(item.nodeid)
     if record is not None:
         record["message"] = shown
@@ -431,6 +432,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.stash[CALL_REPORT] = report  # the database fixture's teardown reads it
     if not is_spec(item):
         return report
+    if item.config.option.tbstyle == "auto":
+        # Libraries' log records (a pool closing a connection the learner left open, with its
+        # traceback) echo the cause the message names, in every phase: shown with --tb only.
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
     if report.failed and call.excinfo is not None:
         exc = call.excinfo.value
         first = getattr(exc, "first", None)
