@@ -218,22 +218,24 @@ def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
         if lab.poll() is None:
             lab.kill()
             lab.wait()
-    while True:  # the rest of what the lab said, up to its end
-        try:
-            said.append(lines.get(timeout=2))
-        except queue.Empty:
-            break
-    assert _wait_until(lambda: not _alive(server_pid), 10), "the lab's server is still running"
-    assert _wait_until(lambda: not _alive(postmaster), 10), "the embedded PostgreSQL still runs"
-    assert _wait_until(lambda: not _processes_mentioning(pgdata), 10), (
-        f"processes of {pgdata} are left: {_processes_mentioning(pgdata)}"
-    )
-    # The embedded cluster is a cache kept for the next run (kata_tools.postgres.server); what
-    # must be gone is its server: no postmaster.pid, no process of it (checked above).
-    assert not (Path(pgdata) / "data" / "postmaster.pid").exists()
-    lab.stderr.close()
-    assert said[-1].endswith("interrupted; the server and the database are stopped\n"), said
-    assert "Traceback" not in "".join(said), said
+    try:
+        while True:  # the rest of what the lab said, up to its end
+            try:
+                said.append(lines.get(timeout=2))
+            except queue.Empty:
+                break
+        assert _wait_until(lambda: not _alive(server_pid), 10), "the lab's server is still running"
+        assert _wait_until(lambda: not _alive(postmaster), 10), "the embedded PostgreSQL still runs"
+        assert _wait_until(lambda: not _processes_mentioning(pgdata), 10), (
+            f"processes of {pgdata} are left: {_processes_mentioning(pgdata)}"
+        )
+        # The embedded cluster is a cache kept for the next run (kata_tools.postgres.server); what
+        # must be gone is its server: no postmaster.pid, no process of it (checked above).
+        assert not (Path(pgdata) / "data" / "postmaster.pid").exists()
+        assert said[-1].endswith("interrupted; the server and the database are stopped\n"), said
+        assert "Traceback" not in "".join(said), said
+    finally:
+        lab.stderr.close()  # also when a check fails: an open pipe would warn in a later test
 
 
 # --- verdicts, width, languages (no server: results built by hand or read back) ----------------
