@@ -19,6 +19,7 @@ The language: `set_lang()` (the `--lang` option), else KATA_LANG, else `.kata/la
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 import sys
@@ -57,6 +58,17 @@ def set_lang(lang: str | None) -> None:
     _override = normalize(lang)
     if _override:
         os.environ["KATA_LANG"] = _override
+
+
+@contextlib.contextmanager
+def using(lang: str):
+    """Texts in `lang` inside the block (drawing the Korean picture beside the English one)."""
+    global _override
+    previous, _override = _override, normalize(lang)
+    try:
+        yield
+    finally:
+        _override = previous
 
 
 def saved_lang(root: Path = ROOT) -> str | None:

@@ -43,12 +43,8 @@ def drawings(data: dict | None = None) -> dict[Path, str]:
     for kata, modes in PICTURES.items():
         chosen = [results[m] for m in modes if m in results]
         for lang, name in FILES.items():
-            previous = i18n._override
-            i18n._override = lang
-            try:
+            with i18n.using(lang):
                 out[ROOT / "katas" / kata / name] = svg.render(chosen)
-            finally:
-                i18n._override = previous
     return out
 
 
