@@ -119,6 +119,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if use_solutions(config) and not (catalog.ROOT / "solutions").is_dir():
         # a student release (`kata release`) ships no solutions/
         raise pytest.UsageError(i18n.tool("grading")("release-no-solutions"))
+    if config.option.tbstyle == "auto" and config.option.verbose < 2:
+        # On CI (CI=true: GitHub Classroom, Actions) pytest's short summary repeats each
+        # failure's whole message; a spec's message is shown once, above: one trimmed line here.
+        config.option.force_short_summary = True
     _guard_ast_parse()
     if (
         threading.current_thread() is threading.main_thread()

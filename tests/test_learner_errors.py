@@ -58,6 +58,15 @@ def test_a_syntax_error_names_the_file_and_line_and_other_katas_still_run(tmp_pa
     assert_kata_failed_and_other_passed(run, f"event_loop.py:{line}: SyntaxError", once=True)
 
 
+def test_on_ci_the_short_summary_repeats_no_message(tmp_path):
+    # CI=true (GitHub Classroom) makes pytest print whole messages in its short summary.
+    source = broken_source(tmp_path, lambda text: text.replace("results = []", "results = [", 1))
+    paths = [KATA.path.relative_to(catalog.ROOT).as_posix()]
+    run = run_specs(paths, tmp_path, "--kata-source", str(source), env={"CI": "true"})
+    assert run.output.count("SyntaxError") == 1, run.output[-3000:]
+    assert run.output.count("Fix it:") == 1, run.output[-3000:]
+
+
 def test_a_crash_at_import_names_the_file_line_and_error(tmp_path):
     run = run_broken(tmp_path, lambda text: text + "\nraise RuntimeError('boom at import')\n")
     assert_kata_failed_and_other_passed(run, "RuntimeError: boom at import", once=True)

@@ -166,3 +166,16 @@ def test_every_command_of_the_ci_templates_exists(workflow):
         check_command("kata grade --no-such-option")
     with pytest.raises(AssertionError):
         check_command("kata gradee")
+
+
+# --- the package's own declaration ---------------------------------------------------------------
+
+
+def test_pyproject_names_each_dependency_once():
+    # `.ci/run` installs every floor as `name==floor`: a name listed twice gives pip two pins of
+    # one package and no version meets both (ResolutionImpossible).
+    names = [  # the one TOML reader of the project (tomli on 3.10)
+        re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0]).lower()
+        for requirement in catalog._load_toml(ROOT / "pyproject.toml")["project"]["dependencies"]
+    ]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
