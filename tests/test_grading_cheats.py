@@ -83,7 +83,7 @@ _plugin._record = _forged
 RECORDER_FORGES_RECORDS = STUB_WITH_EL1 + '''
 import kata_tools.pytest_plugin as _plugin
 def _forged(item, report, message):
-    item.config.stash[_plugin._RESULTS][item.nodeid] = {
+    item.config.stash[_plugin.RESULTS][item.nodeid] = {
         "nodeid": item.nodeid, "kata": "01_event_loop", "name": item.name, "rules": ["EL1"],
         "doc": [], "outcome": "passed", "message": "", "duration": 0.0,
     }

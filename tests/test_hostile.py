@@ -203,9 +203,9 @@ def test_a_gather_returned_without_await_never_crashes_pytest(tmp_path):
 REENTRANT_PARSE = """
 import ast, gc, sys
 sys.path.insert(0, {root!r})
-from kata_tools import pytest_plugin
+from kata_tools.plugin import failures
 if {guard}:
-    pytest_plugin._guard_ast_parse()
+    failures.guard_ast_parse()
 
 class Finalizer:  # what asyncio's "exception was never retrieved" log does: format, so parse
     def __del__(self):

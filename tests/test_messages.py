@@ -15,7 +15,8 @@ import types
 
 import pytest
 
-from kata_tools import catalog, i18n, pytest_plugin
+from kata_tools import catalog, i18n
+from kata_tools.plugin import failures
 
 from conftest import run_specs, solution_copy_with
 
@@ -37,7 +38,7 @@ def test_every_message_shows_at_most_three_lines_by_default(lang):
     long = []
     for c, key in KEYS:
         head = c.text(key, lang).strip("\n").partition("\n\n")[0]
-        if len(head.splitlines()) > pytest_plugin.MAX_LINES - 1:
+        if len(head.splitlines()) > failures.MAX_LINES - 1:
             long.append(f"{c.path}: [{key}] {len(head.splitlines())} lines")
     assert not long, "\n".join(long)
 
@@ -53,20 +54,20 @@ def fake_item(verbose=0, rules=("EL1",), nodeid="katas/01_event_loop/test_event_
 
 def test_render_adds_the_spec_line_and_hides_details_without_v():
     body = "did this\nchange that\n\nthe long story\nof why"
-    shown = pytest_plugin.render(fake_item(), body)
+    shown = failures.render(fake_item(), body)
     title = catalog.rules()["EL1"].title_in("en")
     assert shown.splitlines() == [
         "did this",
         "change that",
         f"spec: katas/01_event_loop/test_event_loop.py::test_x  rule: EL1 {title}",
     ]
-    verbose = pytest_plugin.render(fake_item(verbose=1), body)
+    verbose = failures.render(fake_item(verbose=1), body)
     assert "the long story\nof why" in verbose and verbose.endswith(f"EL1 {title}")
 
 
 def test_the_spec_line_is_in_the_current_language(monkeypatch):
     monkeypatch.setattr(i18n, "_override", "ko")
-    shown = pytest_plugin.render(fake_item(rules=("EL1", "EL2")), "a\nb")
+    shown = failures.render(fake_item(rules=("EL1", "EL2")), "a\nb")
     rules = catalog.rules()
     assert shown.splitlines()[-1] == (
         f"스펙: katas/01_event_loop/test_event_loop.py::test_x  규칙: "
@@ -80,7 +81,7 @@ def test_long_messages_counts_the_lines_of_failed_records():
         {"nodeid": "b", "outcome": "failed", "message": "1\n2\n3\n4\n5"},
         {"nodeid": "c", "outcome": "passed", "message": ""},
     ]
-    assert pytest_plugin.long_messages(records) == ["b: 5 lines"]
+    assert failures.long_messages(records) == ["b: 5 lines"]
 
 
 def test_lang_ko_gives_the_plugin_messages_in_korean(tmp_path):
@@ -103,5 +104,5 @@ def test_no_failure_message_of_a_mistake_run_is_over_four_lines(mistake, mistake
     assert run.specs, f"the specs did not run on mistake {mistake.id}:\n{run.output[-3000:]}"
     assert "INTERNALERROR" not in run.output, run.output[-3000:]
     assert "Traceback (most recent call last)" not in run.output, run.output[-3000:]
-    long = pytest_plugin.long_messages(run.specs.values())
+    long = failures.long_messages(run.specs.values())
     assert not long, "\n".join(long)
