@@ -28,6 +28,8 @@ import sys
 
 import pytest
 
+from kata_tools.plugin.shared import stop_child_processes
+
 _STATUS = pytest.StashKey[int]()
 
 
@@ -74,4 +76,5 @@ def pytest_unconfigure(config: pytest.Config):
                 stream.flush()
         except (OSError, ValueError):
             pass
+    stop_child_processes()  # a learner's process pool: orphaned, it would hold stdout open
     os._exit(config.stash[_STATUS])

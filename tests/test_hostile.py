@@ -135,6 +135,31 @@ def test_a_lingering_non_daemon_thread_is_named_and_the_run_ends(tmp_path):
     assert_healthy_end(run, source)
 
 
+MODULE_LEVEL_PROCESS_POOL = """
+
+from concurrent.futures import ProcessPoolExecutor
+
+_POOL = ProcessPoolExecutor(2)  # made at import and never shut down, as a server's module does
+_POOL.submit(abs, -1).result()  # its workers are running
+"""
+
+
+@pytest.mark.parametrize("fast_exit", ["1", "0"], ids=["fast-exit", "interpreter-exit"])
+def test_a_module_level_process_pool_is_no_lingering_thread_and_leaves_no_worker(
+    tmp_path, monkeypatch, fast_exit
+):
+    # os._exit skips the pool's own shutdown: its workers were orphaned and held the run's
+    # stdout open, so `pytest ... | tail` never returned. The interpreter's slow exit printed a
+    # traceback from the pool's finalizer. Neither is the learner's mistake.
+    monkeypatch.setenv("KATA_FAST_EXIT", fast_exit)
+    source = source_with(tmp_path, K01, lambda text: text + MODULE_LEVEL_PROCESS_POOL)
+    run = timed_run(tmp_path, K01, source, "-k", "one_at_a_time_starts_each")
+    assert [r["outcome"] for r in run.specs.values()] == ["passed"], run.output
+    assert "still running after the last spec" not in run.output, run.output[-2000:]
+    assert "Exception ignored" not in run.output, run.output[-2000:]
+    assert_healthy_end(run, source)
+
+
 def test_a_def_endpoint_still_sleeping_does_not_keep_the_run_alive(tmp_path):
     def edit(text):
         return text.replace(

@@ -55,3 +55,10 @@ def _repeated(first: LearnerImportFailed) -> LearnerImportFailed:
     )
     again.first = first  # the record keeps the full message: `kata` and grading show it
     return again
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The learner's modules are let go before the interpreter's own teardown: a module-level
+    # ProcessPoolExecutor is then finalized while concurrent.futures still works (held to the
+    # end, its finalizer printed "AttributeError: 'NoneType' object has no attribute 'util'").
+    config.stash.get(MODULES, {}).clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +66,26 @@ def write_report(config: pytest.Config, exitstatus: int) -> None:
             {"created": time.time(), "exitstatus": int(exitstatus), "specs": records}, indent=2
         )
     )
+
+
+def stop_child_processes(grace: float = 1.0) -> None:
+    """End the processes the learner's code started through multiprocessing (the workers of a
+    module-level ProcessPoolExecutor), before a run ends with os._exit.
+
+    os._exit skips the interpreter's own shutdown of them, and an orphaned worker keeps the
+    run's stdout open: a `pytest ... | tail` or a `kata` command that never returns (seen: 10
+    minutes, until killed). Their pool's manager thread then ends too, so it is not reported
+    as a learner's thread left running.
+    """
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    children = mp.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join(0.5)

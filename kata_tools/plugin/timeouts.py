@@ -37,6 +37,7 @@ from kata_tools.plugin.shared import (
     THREAD_GRACE,
     is_spec,
     record,
+    stop_child_processes,
     write_report,
 )
 
@@ -158,6 +159,7 @@ def _stop_after_interrupt(frame) -> None:
     if time.monotonic() - _STOPPING["since"] > STUCK_GRACE:
         sys.stderr.write("\n" + MSG("interrupted", done="?", total="?") + "\n")
         sys.stderr.flush()
+        stop_child_processes()
         os._exit(int(pytest.ExitCode.INTERRUPTED))
     signal.setitimer(signal.ITIMER_REAL, REFIRE)
     if probes.frame_line(frame):
@@ -180,6 +182,7 @@ def _stuck(timer: _Timer) -> None:
             results[item.nodeid] = record(item, "failed", shown, 0.0)
         write_report(config, pytest.ExitCode.INTERRUPTED)
     finally:
+        stop_child_processes()
         os._exit(int(pytest.ExitCode.INTERRUPTED))
 
 
@@ -232,6 +235,8 @@ def lingering() -> list[tuple[threading.Thread, str]]:
     for t in threading.enumerate():
         if t is threading.current_thread() or not t.is_alive():
             continue
+        if type(t).__name__ == "_ExecutorManagerThread":
+            continue  # a process pool's: it ends with its workers at exit (stop_child_processes)
         pool_worker = t.name.startswith(("ThreadPoolExecutor", "asyncio_"))
         if t.daemon and not pool_worker:
             continue
@@ -258,6 +263,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stderr.write(_thread_line(t, where) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
+    stop_child_processes()
     os._exit(config.stash[EXIT])
 
 
@@ -289,6 +295,7 @@ def end_now(status: int) -> None:
         sys.stderr.write(_thread_line(t, where) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
+    stop_child_processes()
     os._exit(status)
 
 
