@@ -297,13 +297,21 @@ class Variant:
     expect: str  # "fail": a spec tagged `rule` rejects it; "pass": every spec passes
     why: str
     rule: str = ""  # only for expect = "fail"
+    python: str = ""  # the oldest Python its code runs on ("3.11" for asyncio.TaskGroup), if newer
 
     @property
     def path(self) -> Path:
         return VARIANTS / self.kata / self.id
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether this interpreter is new enough for the variant's code (see `python`)."""
+        if not self.python:
+            return True
+        return sys.version_info[:2] >= tuple(int(p) for p in self.python.split(".")[:2])
 
-VARIANT_KEYS = {"id", "expect", "rule", "why"}
+
+VARIANT_KEYS = {"id", "expect", "rule", "why", "python"}
 
 
 def variants(kata: str | None = None) -> list[Variant]:
@@ -322,6 +330,8 @@ def variants(kata: str | None = None) -> list[Variant]:
                 raise CatalogError(f"{where}: expect must be \"fail\" or \"pass\"")
             if entry["expect"] == "fail" and not entry.get("rule"):
                 raise CatalogError(f"{where}: expect = \"fail\" needs the rule a spec must reject")
+            if not re.fullmatch(r"(3\.\d+)?", str(entry.get("python", ""))):
+                raise CatalogError(f"{where}: python must look like \"3.11\"")
             if "id" not in entry or "why" not in entry:
                 raise CatalogError(f"{where}: id and why are required")
             out.append(Variant(kata=path.parent.name, **entry))

@@ -24,5 +24,7 @@ def test_every_variant_is_declared_and_complete(kata):
 @pytest.mark.skipif(not VARIANTS, reason="no tests/variants/NN_name/variants.toml yet")
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_the_variant_gets_its_verdict(variant, variant_runs):
+    if not variant.runs_here:
+        pytest.skip(f"{variant.kata}/{variant.id} is written for Python {variant.python} or newer")
     problems = check.variant_problems(variant, variant_runs.result(variant))
     assert not problems, "\n".join(problems)

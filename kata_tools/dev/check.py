@@ -375,7 +375,7 @@ def check(
         for kata in runnable:
             problems += solution_problems(kata, solution) + stub_problems(kata, stub)
             mistakes = catalog.mistakes(kata.name)
-            variants = catalog.variants(kata.name)
+            variants = [v for v in catalog.variants(kata.name) if v.runs_here]
             say("dev-running-kata", name=kata.name, mistakes=len(mistakes), variants=len(variants))
             mistake_runs = parallel(runs.mistake, mistakes)
             for m, run in zip(mistakes, mistake_runs):
