@@ -6,18 +6,14 @@ these specs give the same verdict on a busy machine. Failure messages: messages.
 """
 
 import asyncio
-import gc
 import inspect
-import re
 import threading
 import time
-import warnings
-from contextlib import contextmanager
 
 import pytest
 
 from kata_tools.i18n import catalog
-from kata_tools.probes import BlockingSpy, Heartbeat, InFlight
+from kata_tools.probes import BlockingSpy, Heartbeat, InFlight, never_awaited
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -80,25 +76,6 @@ async def serve(kata, function: str, handler: Handler, ids: list[int]):
 
 def in_order(ids):
     return [f"response {i}" for i in ids]
-
-
-@contextmanager
-def never_awaited(names: list):
-    """Record (into `names`) the coroutines Python warns were never awaited inside the block."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield names
-        except BaseException:
-            # The error's frames may hold a coroutine never awaited: free it here, to hear it.
-            # (Only then: a collection can take most of a second on a busy machine.)
-            gc.collect()
-            raise
-        finally:
-            for w in caught:
-                match = re.search(r"coroutine '([^']+)' was never awaited", str(w.message))
-                if match:
-                    names.append(match.group(1))
 
 
 # --- EL1: one at a time ------------------------------------------------------------------------
@@ -201,10 +178,10 @@ async def test_query_database_lets_other_coroutines_run_while_it_waits(kata, mon
         with probe.track(request_id):
             return await kata.query_database(request_id, latency=0.05)
 
-    lost = []
-    with never_awaited(lost):
+    with never_awaited() as left:  # probes.Leftovers: what the block dropped
         rows = await asyncio.gather(*(request(i) for i in ids))
 
+    lost = left.names
     assert list(rows) == [f"row {i}" for i in ids], MSG("el3-rows", rows=list(rows)[:4])
     if lost:
         pytest.fail(MSG("el3-not-awaited", names=", ".join(sorted(set(lost)))), pytrace=False)
@@ -213,13 +190,13 @@ async def test_query_database_lets_other_coroutines_run_while_it_waits(kata, mon
 
 async def timed_query(kata, latency: float):
     """One query_database call under a heartbeat: (elapsed, ticks, longest gap, never awaited)."""
-    lost = []
-    with never_awaited(lost):
+    with never_awaited() as left:  # probes.Leftovers: what the block dropped
         async with Heartbeat(interval=0.01) as heart:
             start = time.perf_counter()
             await kata.query_database(1, latency=latency)
             elapsed = time.perf_counter() - start
             ticks = heart.ticks
+    lost = left.names
     return elapsed, ticks, heart.max_gap, lost
 
 

@@ -15,12 +15,9 @@ import hashlib
 import inspect
 import itertools
 import json
-import re
 import socket
 import threading
 import time
-import warnings
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +25,7 @@ import httpx
 import pytest
 
 from kata_tools.i18n import catalog
-from kata_tools.probes import BlockingSpy, Heartbeat, InFlight
+from kata_tools.probes import BlockingSpy, Heartbeat, InFlight, never_awaited
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -280,10 +277,10 @@ async def test_fetch_all_returns_the_answers_in_url_order(kata, server):
 async def test_fetch_with_retry_waits_the_backoff_between_attempts(kata, server):
     """After a 503, fetch_with_retry really waits `backoff` seconds before it tries again."""
     backoff = 0.15
-    lost = []
-    with never_awaited(lost):
+    with never_awaited() as left:  # probes.Leftovers: what the block dropped
         body = await kata.fetch_with_retry(server.url("/flaky/a?fail=2"), attempts=3, backoff=backoff)
 
+    lost = left.names
     hits = server.hits.get("a", [])
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(hits)]
     assert body == {"key": "a", "attempts": 3} and len(hits) == 3, MSG(
@@ -324,25 +321,6 @@ async def test_fetch_with_retry_backs_off_without_holding_the_loop_or_a_thread(k
 # --- EL5: CPU work is not awaited, and still must leave the loop ----------------------------------
 
 
-@contextmanager
-def never_awaited(names: list):
-    """Record (into `names`) the coroutines Python warns were never awaited inside the block."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield names
-        except BaseException:
-            # The error's frames may hold a coroutine never awaited: free it here, to hear it.
-            # (Only then: a collection can take most of a second on a busy machine.)
-            gc.collect()
-            raise
-        finally:
-            for w in caught:
-                match = re.search(r"coroutine '([^']+)' was never awaited", str(w.message))
-                if match:
-                    names.append(match.group(1))
-
-
 @pytest.mark.rule("EL5")
 async def test_hash_password_is_a_plain_function_that_returns_the_hash(kata):
     """Hashing does no I/O: hash_password is a plain call returning the hash, nothing to await."""
@@ -356,8 +334,8 @@ async def test_hash_password_is_a_plain_function_that_returns_the_hash(kata):
 
 async def sign_up(client: httpx.AsyncClient, username: str) -> httpx.Response:
     """POST /signup; a crash of the learner's endpoint becomes one line naming the cause."""
-    lost, error, text = [], None, ""
-    with never_awaited(lost):
+    error, text = None, ""
+    with never_awaited() as left:  # probes.Leftovers: what the block dropped
         try:
             response = await client.post("/signup", json={"username": username, "password": PASSWORD})
         except Exception as e:  # raised by the app: ASGITransport passes it on
@@ -369,6 +347,7 @@ async def sign_up(client: httpx.AsyncClient, username: str) -> httpx.Response:
             for _ in range(3):  # the loop's last handle of the failed request may still hold it
                 await asyncio.sleep(0)
             gc.collect()  # ... and it warns here, inside never_awaited
+    lost = left.names
     if lost:
         pytest.fail(MSG("el5-never-awaited", names=", ".join(sorted(set(lost)))), pytrace=False)
     if error is TypeError and "can't be used in 'await' expression" in text:
