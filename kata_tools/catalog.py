@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from kata_tools import i18n
@@ -89,7 +89,7 @@ class Declaration:
 DECLARATION_KEYS = {"title", "files", "rules", "database", "points", "hint"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declaration(path: Path) -> Declaration:
     data = _load_toml(path)
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
@@ -221,7 +221,7 @@ def _load_toml(path: Path) -> dict:
         raise CatalogError(f"{path.relative_to(ROOT)} is not valid TOML: {e}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def rules() -> dict[str, Rule]:
     data = _load_toml(RULES_FILE)
     out = {}

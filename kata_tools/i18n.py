@@ -23,7 +23,7 @@ import contextlib
 import os
 import string
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -162,7 +162,7 @@ class Catalog:
         return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(path: str | Path) -> Catalog:
     """The catalog at `path`, loaded once. A spec file passes `__file__`: its kata's messages.toml."""
     path = Path(path)

@@ -282,7 +282,7 @@ class Leftovers:
         self._active = True
         return self
 
-    def check(self) -> "Leftovers":
+    def check(self) -> Leftovers:
         """Collect garbage now, so what was dropped warns here, while it is recorded."""
         if self._active:
             gc.collect()
@@ -314,7 +314,7 @@ class Leftovers:
         """The learner line that created the first coroutine never awaited ("" if unknown)."""
         return next((u.where for u in self.found if u.where), "")
 
-    def take(self) -> "Leftovers":
+    def take(self) -> Leftovers:
         """A copy of what was recorded so far, and forget it here (for per-spec reports)."""
         copy = Leftovers(self._origin_depth)
         copy.found, copy.unretrieved = self.found[:], self.unretrieved[:]

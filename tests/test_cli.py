@@ -383,7 +383,7 @@ def _watch(course: Path, *args: str):
         deadline = time.monotonic() + timeout
         while text not in "".join(lines):
             assert (
-                time.monotonic() < deadline and proc.poll() is None or text in "".join(lines)
+                (time.monotonic() < deadline and proc.poll() is None) or text in "".join(lines)
             ), f"no {text!r} in:\n" + "".join(lines)
             time.sleep(0.05)
 

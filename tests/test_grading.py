@@ -9,8 +9,8 @@ issue 13 have their own file (test_grading_cheats.py); the reports' robustness t
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import time
 
 import pytest

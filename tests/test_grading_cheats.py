@@ -24,7 +24,7 @@ STUB_WITH_EL1 = (ROOT / "katas/01_event_loop/event_loop.py").read_text().replace
     raise NotImplementedError("serve_one_at_a_time")''',
     '''    return [await handler(request_id) for request_id in request_ids]''',
 )
-assert STUB_WITH_EL1 != (ROOT / "katas/01_event_loop/event_loop.py").read_text()
+assert (ROOT / "katas/01_event_loop/event_loop.py").read_text() != STUB_WITH_EL1
 
 
 @pytest.fixture(scope="module")

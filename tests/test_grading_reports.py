@@ -174,7 +174,6 @@ def test_the_grading_catalog_has_both_languages_and_every_key_it_is_asked_for():
         text = path.read_text()
         used |= set(re.findall(r'''(?:(?<![\w.])(?:_msg|T|t)|tool\("grading"\))\(\s*"([a-z][a-z-]+)"''', text))
         used |= set(re.findall(r'''T\.text\("([a-z-]+)"''', text))
-    from kata_tools.grading import verdict
 
     used |= set(re.findall(r'verdict\(\w+, "[^"]+", "([a-z-]+)"\)', (catalog.ROOT / "kata_tools/grading/verdict.py").read_text()))
     assert used and used <= set(messages.entries), sorted(used - set(messages.entries))

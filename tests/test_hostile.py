@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, progress
-
 from conftest import solution_copy_with
+from kata_tools import catalog, progress
 
 pytestmark = pytest.mark.timeout(300)
 

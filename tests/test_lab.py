@@ -242,8 +242,8 @@ def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
 
 
 def _result(mode: str, measured: float, server_cost: float, others: float | None, n: int = 10):
-    from kata_tools.lab.results import Lane, Machine, ModeResult
     from kata_tools.lab.modes import Settings
+    from kata_tools.lab.results import Lane, Machine, ModeResult
 
     s = Settings(n, 0.1, None, 40)
     lanes = [Lane(i, 0.0, measured, 0.0, 0.0, measured - 0.001) for i in range(n)]

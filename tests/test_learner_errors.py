@@ -4,9 +4,8 @@ import re
 
 import pytest
 
-from kata_tools import catalog
-
 from conftest import run_specs, solution_copy_with
+from kata_tools import catalog
 
 # These tests share session fixtures that run every kata in inner pytest processes (minutes on
 # a busy machine); each inner spec still has its own timeout.

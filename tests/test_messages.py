@@ -15,10 +15,9 @@ import types
 
 import pytest
 
+from conftest import run_specs, solution_copy_with
 from kata_tools import catalog, i18n
 from kata_tools.plugin import failures
-
-from conftest import run_specs, solution_copy_with
 
 pytestmark = pytest.mark.timeout(1800)
 

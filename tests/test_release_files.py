@@ -7,7 +7,6 @@ tests fail and name the command that regenerates it. The Classroom workflow is g
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil

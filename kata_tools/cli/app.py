@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -54,7 +53,7 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def _choose_lang(value: Optional[str]) -> Optional[str]:
+def _choose_lang(value: str | None) -> str | None:
     if value is not None:
         if i18n.normalize(value) is None:
             raise typer.BadParameter(say("lang-unknown", lang=value, langs=", ".join(i18n.LANGS)))
@@ -65,7 +64,7 @@ def _choose_lang(value: Optional[str]) -> Optional[str]:
 @app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
-    lang: Optional[str] = typer.Option(
+    lang: str | None = typer.Option(
         None, "--lang", metavar="ko|en", callback=_choose_lang, is_eager=True,
         help="language of the output, for this command only (`kata lang ko` remembers it)",
     ),

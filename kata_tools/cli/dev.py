@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from kata_tools import catalog
@@ -37,7 +35,7 @@ def new(name: str = typer.Argument(..., metavar="NN_name", help="e.g. 10_retries
 
 @app.command("check")
 def check(
-    katas: Optional[list[str]] = typer.Argument(None, metavar="[NN]...", help="default: all"),
+    katas: list[str] | None = typer.Argument(None, metavar="[NN]...", help="default: all"),
     quick: bool = typer.Option(False, "--quick", help="only the checks that run no spec"),
 ) -> None:
     """Run, for these katas, exactly what the self-tests prove; one line per problem."""

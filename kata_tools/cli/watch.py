@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -84,10 +83,10 @@ class Session:
 
 
 def watch(
-    kata: Optional[str] = typer.Argument(
+    kata: str | None = typer.Argument(
         None, metavar="[NN]", help="kata number (default: the current kata, the first unsolved)"
     ),
-    pytest_args: Optional[list[str]] = typer.Argument(
+    pytest_args: list[str] | None = typer.Argument(
         None, metavar="[-- PYTEST ARGS]", help="passed to pytest, after --, e.g. -- --lf -x"
     ),
     poll: bool = typer.Option(

@@ -16,8 +16,7 @@ from rich.text import Text
 
 from kata_tools.lab.modes import MSG
 from kata_tools.lab.results import PHASES, ModeResult, phase_label
-from kata_tools.lab.svg import COLORS, SERVER_COLOR, headline, lane_order, nice_step, seconds
-from kata_tools.lab.svg import span
+from kata_tools.lab.svg import COLORS, SERVER_COLOR, headline, lane_order, nice_step, seconds, span
 
 VERDICT_STYLE = {"met": "green", "busy": "yellow", "missed": "bold red"}
 

@@ -501,15 +501,14 @@ async def test_hashing_a_password_leaves_the_event_loop_free(kata, blog_db, monk
     spy = BlockingSpy("hashlib.pbkdf2_hmac")  # a second signal for the message only
     monkeypatch.setattr(hashlib, "pbkdf2_hmac", spy.wrap(hashlib.pbkdf2_hmac))
 
-    async with serving(kata, blog_db.plain_url) as served:
-        async with Heartbeat(interval=0.01) as heart:
-            started = time.perf_counter()
-            answers = await asyncio.gather(
-                *(send(served.client, "POST", "/password-hash", json={"password": pw})
-                  for pw in passwords)
-            )
-            elapsed = time.perf_counter() - started
-            ticks = heart.ticks
+    async with serving(kata, blog_db.plain_url) as served, Heartbeat(interval=0.01) as heart:
+        started = time.perf_counter()
+        answers = await asyncio.gather(
+            *(send(served.client, "POST", "/password-hash", json={"password": pw})
+              for pw in passwords)
+        )
+        elapsed = time.perf_counter() - started
+        ticks = heart.ticks
 
     wrong = [(pw, a.said()) for pw, a in zip(passwords, answers)
              if a.status != 200 or a.body != {"hash": expected[pw]}]
