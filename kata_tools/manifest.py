@@ -219,9 +219,13 @@ def _picked_up(root: Path) -> list[str]:
         if path.is_file() and (path.suffix in TOP_LEVEL_SUFFIXES or path.name in CONFIG_NAMES):
             if path.name != "pyproject.toml":
                 found.append(path.name)
-        elif path.is_dir() and not path.name.startswith(".") and path.name not in PROTECTED_DIRS:
-            if (path / "__init__.py").is_file():
-                found.append(f"{path.name}/__init__.py")
+        elif (
+            path.is_dir()
+            and not path.name.startswith(".")
+            and path.name not in PROTECTED_DIRS
+            and (path / "__init__.py").is_file()
+        ):
+            found.append(f"{path.name}/__init__.py")
     return found
 
 

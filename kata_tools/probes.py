@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import itertools
 import logging
 import re
 import sys
@@ -78,7 +79,7 @@ class InFlight:
     def ran_one_at_a_time(self) -> bool:
         """Every call started only after the previous one had finished."""
         ordered = sorted(self.spans.values())
-        return all(prev[1] <= nxt[0] for prev, nxt in zip(ordered, ordered[1:]))
+        return all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(ordered))
 
 
 class _Tracked:

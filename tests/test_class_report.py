@@ -100,7 +100,7 @@ def test_the_page_has_the_grid_the_rules_and_a_linked_row_per_student(tmp_path):
     paths = write_class(tmp_path / "reports")
     (tmp_path / "broken.json").write_text("{not json")
     out = tmp_path / "class.html"
-    path, students, katas = class_report.write([*paths, tmp_path / "broken.json"], out, lang="en")
+    _path, students, katas = class_report.write([*paths, tmp_path / "broken.json"], out, lang="en")
     assert students == 30 and katas == len(catalog.katas())
     text = out.read_text()
     page = Page()

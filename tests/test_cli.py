@@ -537,7 +537,7 @@ def test_the_contributing_walk_through_scaffolds_and_checks_a_kata(course):
     assert "TODO" in (course / "katas/10_retries/retries.py").read_text()
 
     checked = kata(course, "dev", "check", "10", timeout=600)
-    problems = [l for l in checked.stdout.splitlines() if "10_retries" in l and "..." not in l]
+    problems = [line for line in checked.stdout.splitlines() if "10_retries" in line and "..." not in line]
     assert checked.returncode == 1 and problems == [
         "tests/mistakes/10_retries.toml declares no mistake ([[mistake]]; at least one)"
     ], checked.stdout + checked.stderr

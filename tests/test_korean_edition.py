@@ -88,10 +88,13 @@ def test_every_rule_title_text_note_and_hint_exists_in_both_languages(kata):
 
 
 def test_every_doc_and_the_root_readme_have_a_korean_twin_linked_from_the_top():
-    docs = [catalog.ROOT / "README.md"] + sorted(
-        p for p in (catalog.ROOT / "docs").glob("*.md") if not p.name.endswith(".ko.md")
-        and p.name != "glossary.md"  # one page in both languages
-    )
+    docs = [
+        catalog.ROOT / "README.md",
+        *sorted(
+            p for p in (catalog.ROOT / "docs").glob("*.md") if not p.name.endswith(".ko.md")
+            and p.name != "glossary.md"  # one page in both languages
+        ),
+    ]
     for english in docs:
         korean = english.with_name(english.stem + ".ko.md")
         rel = english.relative_to(catalog.ROOT).as_posix()

@@ -99,8 +99,8 @@ def test_the_svg_is_well_formed_with_a_panel_per_mode_and_a_lane_per_request(lab
     assert [p.get("data-mode") for p in panels] == list(MODES)
     for panel in panels:
         lanes = panel.findall(f"{SVG}g[@class='lane']")
-        assert sorted(int(l.get("data-request")) for l in lanes) == list(range(N))
-        assert all(l.findall(f"{SVG}rect[@class='query']") for l in lanes)
+        assert sorted(int(lane.get("data-request")) for lane in lanes) == list(range(N))
+        assert all(lane.findall(f"{SVG}rect[@class='query']") for lane in lanes)
         assert len(panel.findall(f"{SVG}line[@class='predicted']")) == 1
         assert len(panel.findall(f"{SVG}rect[@class='server-cost']")) == 1
 
@@ -198,11 +198,11 @@ def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in lab.stderr], daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line) for line in lab.stderr], daemon=True).start()
     said = []
     try:
         deadline = time.monotonic() + 90
-        while not any("requests at once" in l for l in said):
+        while not any("requests at once" in line for line in said):
             said.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
         server_pid = int(re.search(r"server: .*\(pid (\d+)\)", "".join(said)).group(1))
         pgdata = re.search(r"database: .* in (\S+)", "".join(said)).group(1)

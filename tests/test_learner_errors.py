@@ -51,8 +51,8 @@ def assert_kata_failed_and_other_passed(run, message_part, once=False):
 def test_a_syntax_error_names_the_file_and_line_and_other_katas_still_run(tmp_path):
     run = run_broken(tmp_path, lambda text: text.replace("results = []", "results = [", 1))
     line = next(
-        i for i, l in enumerate((tmp_path / "src" / KATA.name / "event_loop.py").read_text().splitlines(), 1)
-        if l.strip() == "results = ["
+        i for i, text in enumerate((tmp_path / "src" / KATA.name / "event_loop.py").read_text().splitlines(), 1)
+        if text.strip() == "results = ["
     )
     assert_kata_failed_and_other_passed(run, f"event_loop.py:{line}: SyntaxError", once=True)
 

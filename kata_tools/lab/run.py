@@ -87,7 +87,7 @@ class ServerProcess:
 
     def __init__(self, database_url: str, sock: socket.socket, loop: str, http: str):
         self.port = sock.getsockname()[1]
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's log for its whole life; stop() closes it
         env = dict(os.environ, KATA_LAB_DATABASE_URL=database_url)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
@@ -108,7 +108,7 @@ class ServerProcess:
 
     def last_words(self) -> str:
         self.log.seek(0)
-        lines = [l for l in self.log.read().decode(errors="replace").splitlines() if l.strip()]
+        lines = [line for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
         return lines[-1].strip() if lines else "no output"
 
     async def ready(self, timeout: float = 60.0) -> None:
@@ -196,7 +196,7 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
         sampler.start()
         timings = await burst(
             HOST, server.port, [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],
-            on_reply=lambda _: progress.advance(task), timeout=limit,
+            on_reply=lambda _, task=task: progress.advance(task), timeout=limit,
         )
         machine = Machine(sampler.cpus, load_average(), sampler.share())
         records = (await request(HOST, server.port, "GET", "/lab/records", timeout=30)).json()

@@ -32,7 +32,7 @@ FONT = ("font-family=\"'Malgun Gothic', 'Apple SD Gothic Neo', 'Noto Sans CJK KR
 
 def lane_order(lanes: list[Lane]) -> list[Lane]:
     """Lanes in the order their query started: waves then show as steps."""
-    return sorted(lanes, key=lambda l: (l.acquired if l.acquired is not None else math.inf, l.sent, l.i))
+    return sorted(lanes, key=lambda lane: (lane.acquired if lane.acquired is not None else math.inf, lane.sent, lane.i))
 
 
 def nice_step(span: float, ticks: int = 8) -> float:
