@@ -125,7 +125,7 @@ class Catalog:
         self.entries: dict[str, dict[str, str]] = {}
         for key, entry in data.items():
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
-                raise I18nError(f"{self.path}: [{key}] must be a table of language = \"text\"")
+                raise I18nError(f'{self.path}: [{key}] must be a table of language = "text"')
             self.entries[key] = entry
 
     def __contains__(self, key: str) -> bool:
@@ -156,8 +156,7 @@ class Catalog:
             for lang, fields in zip(LANGS[1:], others):
                 if fields != en:
                     out.append(
-                        f"{self.path}: [{key}] placeholders differ: en {sorted(en)}, "
-                        f"{lang} {sorted(fields)}"
+                        f"{self.path}: [{key}] placeholders differ: en {sorted(en)}, {lang} {sorted(fields)}"
                     )
         return out
 

@@ -76,8 +76,11 @@ def import_file(path: Path, name: str) -> ModuleType:
         sys.modules.pop(name, None)
         where = f"{shown}:{e.lineno}"
         raise LearnerImportFailed(
-            msg("syntax-error", where=where, error=e.msg), file=shown, where=where,
-            error=f"SyntaxError: {e.msg}", kind="syntax",
+            msg("syntax-error", where=where, error=e.msg),
+            file=shown,
+            where=where,
+            error=f"SyntaxError: {e.msg}",
+            kind="syntax",
         ) from None
     except (KeyboardInterrupt, GeneratorExit):
         sys.modules.pop(name, None)
@@ -89,8 +92,11 @@ def import_file(path: Path, name: str) -> ModuleType:
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         error = f"{type(e).__name__}: {text}" if text else type(e).__name__
         raise LearnerImportFailed(
-            msg("import-crash", where=where, error=error), file=shown,
-            where=where if frames else "", error=error, kind="crash",
+            msg("import-crash", where=where, error=error),
+            file=shown,
+            where=where if frames else "",
+            error=error,
+            kind="crash",
         ) from None
     module.__getattr__ = _missing_name_hook(module, shown)
     return module

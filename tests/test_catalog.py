@@ -125,7 +125,8 @@ def test_the_root_readmes_list_every_kata_with_its_rules(kata):
     """The tables of README.md and README.ko.md are hand-written; this keeps them whole."""
     for name, kata_readme in (("README.md", "README.md"), ("README.ko.md", "README.ko.md")):
         rows = [
-            line for line in (catalog.ROOT / name).read_text(encoding="utf-8").splitlines()
+            line
+            for line in (catalog.ROOT / name).read_text(encoding="utf-8").splitlines()
             if line.startswith(f"| [{kata.name}](katas/{kata.name}/{kata_readme})")
         ]
         assert rows, f"{name} has no table row for {kata.name} linking katas/{kata.name}/{readme}"

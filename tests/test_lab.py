@@ -43,9 +43,24 @@ def lab_run(tmp_path_factory, inner_env):
     """One lab run over every mode, on the session's PostgreSQL: exit code, output, files."""
     tmp = tmp_path_factory.mktemp("lab")
     proc = subprocess.run(
-        [sys.executable, "-m", "kata_tools.lab", "-n", str(N), "-t", str(T),
-         "-o", str(tmp / "timeline.svg"), "--json", str(tmp / "lab.json")],
-        cwd=tmp, env=lab_env(inner_env), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.lab",
+            "-n",
+            str(N),
+            "-t",
+            str(T),
+            "-o",
+            str(tmp / "timeline.svg"),
+            "--json",
+            str(tmp / "lab.json"),
+        ],
+        cwd=tmp,
+        env=lab_env(inner_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc, tmp
 
@@ -192,10 +207,26 @@ def _wait_until(predicate, seconds: float) -> bool:
 def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
     """With its own embedded PostgreSQL (no database URL), interrupted while a mode runs."""
     lab = subprocess.Popen(
-        [sys.executable, "-m", "kata_tools.lab", "-n", "10", "-t", "0.5", "--modes", "one-at-a-time",
-         "-o", str(tmp_path / "t.svg")],
-        cwd=tmp_path, env=lab_env({}), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.lab",
+            "-n",
+            "10",
+            "-t",
+            "0.5",
+            "--modes",
+            "one-at-a-time",
+            "-o",
+            str(tmp_path / "t.svg"),
+        ],
+        cwd=tmp_path,
+        env=lab_env({}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in lab.stderr], daemon=True).start()

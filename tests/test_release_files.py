@@ -29,8 +29,7 @@ def test_the_manifest_matches_the_tree():
     assert not differences, (
         f"{manifest.MANIFEST_FILE} is stale: a spec, conftest, catalog, tooling, blog, grading.toml, "
         f"or the pyproject tables changed since it was made. Regenerate it with "
-        f"`{manifest.WRITE_COMMAND}`:\n  "
-        + "\n  ".join(differences)
+        f"`{manifest.WRITE_COMMAND}`:\n  " + "\n  ".join(differences)
     )
 
 

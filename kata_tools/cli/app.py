@@ -65,7 +65,11 @@ def _choose_lang(value: str | None) -> str | None:
 def root(
     ctx: typer.Context,
     lang: str | None = typer.Option(
-        None, "--lang", metavar="ko|en", callback=_choose_lang, is_eager=True,
+        None,
+        "--lang",
+        metavar="ko|en",
+        callback=_choose_lang,
+        is_eager=True,
         help="language of the output, for this command only (`kata lang ko` remembers it)",
     ),
     show_version: bool = typer.Option(
@@ -108,11 +112,7 @@ def find_root(start: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root_dir = find_root(Path.cwd().resolve())
-    if (
-        root_dir is not None
-        and root_dir != catalog.ROOT.resolve()
-        and not os.environ.get("KATA_ROOT_CHOSEN")
-    ):
+    if root_dir is not None and root_dir != catalog.ROOT.resolve() and not os.environ.get("KATA_ROOT_CHOSEN"):
         # Run inside another copy of the course (a fresh clone, a temp copy): use that copy's
         # own kata_tools, not the one this command was installed from.
         env = dict(os.environ, KATA_ROOT_CHOSEN="1")

@@ -69,9 +69,7 @@ def list_katas() -> None:
             label += " *"
             stale = True
         specs = f"{s.passed}/{s.total}" if s.total else "-"
-        table.add_row(
-            kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules)
-        )
+        table.add_row(kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules))
     for name in missing:
         table.add_row(
             name[:2],

@@ -1,8 +1,8 @@
 """`kata dev`: the contributor's commands (the work is done in kata_tools/dev/).
 
-    kata dev new NN_name     scaffold a kata: every file it needs, each with a TODO
-    kata dev check [NN]...   what the self-tests prove, for these katas (default: all)
-    kata dev sync            rewrite every generated file (README blocks, manifest, Classroom)
+kata dev new NN_name     scaffold a kata: every file it needs, each with a TODO
+kata dev check [NN]...   what the self-tests prove, for these katas (default: all)
+kata dev sync            rewrite every generated file (README blocks, manifest, Classroom)
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ def check(
     from kata_tools.dev import check as checker
 
     chosen = [catalog.find_kata(k) for k in katas] if katas else catalog.katas()
-    problems = checker.check(
-        chosen, run_specs=not quick, report=lambda key, **f: line(key, style="dim", **f)
-    )
+    problems = checker.check(chosen, run_specs=not quick, report=lambda key, **f: line(key, style="dim", **f))
     for problem in problems:
         out.print(problem, soft_wrap=True, markup=False)
     line("dev-summary", problems=len(problems), katas=len(chosen))

@@ -102,7 +102,9 @@ def grade(
     if report.get("review"):
         from kata_tools import i18n
 
-        out.print(Text(i18n.tool("grading")("cli-review", count=len(report["review"]), out=out_dir), style="yellow"))
+        out.print(
+            Text(i18n.tool("grading")("cli-review", count=len(report["review"]), out=out_dir), style="yellow")
+        )
     counted = [c for c in report["manifest"]["changes"] if c["counted"]]
     shown = [c for c in report["manifest"]["changes"] if not c["counted"]]
     if counted:

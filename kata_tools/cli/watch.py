@@ -94,9 +94,7 @@ def watch(
         "--poll",
         help="poll for changes (WSL, network or container mounts where events do not arrive)",
     ),
-    once: bool = typer.Option(
-        False, "--once", help="run the specs once, show the first failure and stop"
-    ),
+    once: bool = typer.Option(False, "--once", help="run the specs once, show the first failure and stop"),
 ) -> None:
     """Re-run a kata's specs each time you save one of its files."""
     extra = list(pytest_args or [])

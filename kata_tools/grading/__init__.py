@@ -179,7 +179,13 @@ def grade(
         base = sandbox.make_tree(root, tmp / "course")
         for k in katas:
             entry, output, found = _grade_one(
-                k, root, base, checkout, tmp / "runs" / k, config, rules,
+                k,
+                root,
+                base,
+                checkout,
+                tmp / "runs" / k,
+                config,
+                rules,
                 [c for c in changes if c["counted"] and k in c["katas"]],
             )
             kata_entries.append(entry)
@@ -246,7 +252,9 @@ def _grade_one(kata, root, base, checkout, private, config, rules, changes):
     passed, total = v.passed, len(tests)
     if changes:
         status, score = "tampered", 0.0
-        message = _msg("tampered-files", changes="; ".join(f"{c['change']} {c['path']}" for c in changes[:20]))
+        message = _msg(
+            "tampered-files", changes="; ".join(f"{c['change']} {c['path']}" for c in changes[:20])
+        )
     elif v.status == "solved":
         status, score, message = "solved", float(points), ""
     else:
@@ -254,7 +262,11 @@ def _grade_one(kata, root, base, checkout, private, config, rules, changes):
         fields = dict(v.fields, limit=config.time_limit_of(kata))
         message = _msg(v.message, **fields) if v.message else ""
         counted_ok = v.status == "failing" and not v.message
-        score = round(points * passed / total, 2) if config.scoring == "proportional" and total and counted_ok else 0.0
+        score = (
+            round(points * passed / total, 2)
+            if config.scoring == "proportional" and total and counted_ok
+            else 0.0
+        )
     entry.update(
         status=status,
         score=float(score),

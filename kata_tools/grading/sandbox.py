@@ -160,7 +160,9 @@ class _Capped:
 
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output left out ...]\n" if self.dropped else ""
-        return (bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace"))
+        return (
+            bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace")
+        )
 
 
 def _drain(stream, sink: _Capped) -> None:

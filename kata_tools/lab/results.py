@@ -9,8 +9,12 @@ from kata_tools.lab.client import Timing
 from kata_tools.lab.modes import MSG, Mode, Settings
 
 # The four phases of a request, in order, with the instants that bound them.
-PHASES = (("worker", "sent", "started"), ("connection", "started", "acquired"),
-          ("query", "acquired", "done"), ("reply", "done", "ended"))
+PHASES = (
+    ("worker", "sent", "started"),
+    ("connection", "started", "acquired"),
+    ("query", "acquired", "done"),
+    ("reply", "done", "ended"),
+)
 
 
 def phase_label(phase: str) -> str:
@@ -154,7 +158,7 @@ class ModeResult:
 
     @property
     def verdict(self) -> str | None:
-        """"met", "busy" (other work on the machine, not judged), "missed", or None (no bar)."""
+        """ "met", "busy" (other work on the machine, not judged), "missed", or None (no bar)."""
         if self.bar is None:
             return None
         if self.bar_met:

@@ -91,9 +91,19 @@ class ServerProcess:
         env = dict(os.environ, KATA_LAB_DATABASE_URL=database_url)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kata_tools.lab.server",
-             "--fd", str(sock.fileno()), "--parent", str(os.getpid()),
-             "--loop", loop, "--http", http],
+            [
+                sys.executable,
+                "-m",
+                "kata_tools.lab.server",
+                "--fd",
+                str(sock.fileno()),
+                "--parent",
+                str(os.getpid()),
+                "--loop",
+                loop,
+                "--http",
+                http,
+            ],
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -117,8 +127,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LabError(MSG("server-exited", code=self.proc.returncode,
-                                   words=self.last_words()))
+                raise LabError(MSG("server-exited", code=self.proc.returncode, words=self.last_words()))
             try:
                 if (await request(HOST, self.port, "GET", "/lab/health", timeout=1.0)).status == 200:
                     return
@@ -178,7 +187,9 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
         mode = MODES[name]
         limit = mode.predicted(s) * 3 + 30  # waits longer than this are failures, not data
         reply = await request(
-            HOST, server.port, "POST",
+            HOST,
+            server.port,
+            "POST",
             f"/lab/prepare?mode={name}&pool={s.pool_size}&threads={s.threads}&timeout={limit:g}",
             timeout=120,
         )
@@ -186,8 +197,9 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
             raise LabError(MSG("prepare-failed", mode=name, error=reply.json().get("error", reply.body)))
         # A short burst first, as many at once as the mode can run: a running server's routes,
         # driver and worker threads are warm when the clock starts (anyio starts threads lazily).
-        await burst(HOST, server.port, [f"/{name}/-1?t=0.02"] * min(mode.capacity(s), s.clients),
-                    timeout=limit)
+        await burst(
+            HOST, server.port, [f"/{name}/-1?t=0.02"] * min(mode.capacity(s), s.clients), timeout=limit
+        )
         task = progress.start(name, s.clients)
         # Calibration: the same N requests with T = 0. What they take is the server's own work
         # (accept, parse, route, the driver's round trip, the reply), the part no rule predicts.
@@ -195,8 +207,11 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
         server_cost = max(t.ended for t in calibration) - min(t.sent for t in calibration)
         sampler.start()
         timings = await burst(
-            HOST, server.port, [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],
-            on_reply=lambda _, task=task: progress.advance(task), timeout=limit,
+            HOST,
+            server.port,
+            [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],
+            on_reply=lambda _, task=task: progress.advance(task),
+            timeout=limit,
         )
         machine = Machine(sampler.cpus, load_average(), sampler.share())
         records = (await request(HOST, server.port, "GET", "/lab/records", timeout=30)).json()
@@ -217,8 +232,12 @@ class Progress:
         self.console = console
         self.live = console.is_terminal
         self.bar = RichProgress(
-            TextColumn("{task.description:<18}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, disable=not self.live,
+            TextColumn("{task.description:<18}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self.live,
         )
 
     def __enter__(self):
@@ -238,8 +257,9 @@ class Progress:
 
     def done(self, task, result) -> None:
         if not self.live:
-            self.console.print("lab: " + MSG("mode-done", mode=result.mode.name,
-                                             seconds=result.measured), highlight=False)
+            self.console.print(
+                "lab: " + MSG("mode-done", mode=result.mode.name, seconds=result.measured), highlight=False
+            )
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -282,8 +302,7 @@ def _run(args: Options, sock: socket.socket, prog: str) -> int:
         check_room(db.admin_url, args.settings, args.modes)
         server = ServerProcess(db.admin_url, sock, args.loop, args.http)
         sock.close()  # the child holds its own copy of the listening socket
-        say(MSG("server", host=HOST, port=server.port, pid=server.pid, loop=args.loop,
-                http=args.http))
+        say(MSG("server", host=HOST, port=server.port, pid=server.pid, loop=args.loop, http=args.http))
         with Progress(err) as progress:
             results = asyncio.run(measure(server, args, progress))
     finally:
@@ -303,8 +322,11 @@ def report(out, args: Options, results, db) -> None:
     out.print(view.table(results, args.loop, args.http))
     for r in results:
         if r.errors:
-            out.print("[red]" + MSG("failed-requests", mode=r.mode.name, count=len(r.errors),
-                                    first=r.errors[0]) + "[/]")
+            out.print(
+                "[red]"
+                + MSG("failed-requests", mode=r.mode.name, count=len(r.errors), first=r.errors[0])
+                + "[/]"
+            )
     out.print(view.legend())
     t_shared = max(view.span(r) for r in results) if args.scale == "shared" else None
     for r in results:

@@ -82,15 +82,11 @@ class Lab:
         # ROLLBACK round trips, which cost the server's CPU but are not what the rules are about.
         options = dict(sizes, pool_timeout=timeout, isolation_level="AUTOCOMMIT")
         if MODES[mode].driver == "asyncpg":
-            self.async_engine = create_async_engine(
-                self.url.set(drivername="postgresql+asyncpg"), **options
-            )
+            self.async_engine = create_async_engine(self.url.set(drivername="postgresql+asyncpg"), **options)
             warm = self.async_engine.pool.size()
             await _retrying(lambda: _warm_async(self.async_engine, warm))
         else:
-            self.sync_engine = create_engine(
-                self.url.set(drivername="postgresql+psycopg2"), **options
-            )
+            self.sync_engine = create_engine(self.url.set(drivername="postgresql+psycopg2"), **options)
             warm = min(self.sync_engine.pool.size(), limiter.total_tokens)
             await _retrying(lambda: asyncio.to_thread(_warm_sync, self.sync_engine, warm))
         return {"mode": mode, "warm_connections": warm, "thread_limit": limiter.total_tokens}

@@ -149,8 +149,9 @@ def verdicts(results: list[ModeResult]) -> list[str]:
         if r.verdict == "met":
             lines.append("  " + MSG("bar-line-met", raw=f"{r.raw_ratio:.2f}", **fields))
         elif r.verdict == "busy":
-            lines.append("  " + MSG("bar-line-busy", cpus=machine.cpus,
-                                    share=f"{100 * machine.others:.0f}", **fields))
+            lines.append(
+                "  " + MSG("bar-line-busy", cpus=machine.cpus, share=f"{100 * machine.others:.0f}", **fields)
+            )
         else:
             cause = MSG(f"cause-{r.dominant_delay()}")
             lines.append("  " + MSG("bar-line-missed", cause=cause, **fields))

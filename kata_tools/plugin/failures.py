@@ -108,8 +108,12 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
     exc = excinfo.value
     if _is_group(exc):
         leaves = _leaves(exc)
-        teaching = [e for e in leaves if isinstance(e, (pytest.fail.Exception, NotImplementedError))
-                    or (isinstance(e, AssertionError) and _assertion_message(str(e)))]
+        teaching = [
+            e
+            for e in leaves
+            if isinstance(e, (pytest.fail.Exception, NotImplementedError))
+            or (isinstance(e, AssertionError) and _assertion_message(str(e)))
+        ]
         first = teaching[0] if teaching else (leaves[0] if leaves else None)
         if first is None:
             return None
