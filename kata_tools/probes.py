@@ -320,7 +320,10 @@ class Leftovers:
         copy = Leftovers(self._origin_depth)
         copy.found, copy.unretrieved = self.found[:], self.unretrieved[:]
         copy.resources, copy.unraisable = self.resources[:], self.unraisable[:]
-        self.found.clear(), self.unretrieved.clear(), self.resources.clear(), self.unraisable.clear()
+        self.found.clear()
+        self.unretrieved.clear()
+        self.resources.clear()
+        self.unraisable.clear()
         return copy
 
     def message(self, what: str | None = None) -> str:

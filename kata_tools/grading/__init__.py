@@ -56,6 +56,7 @@ import datetime as _dt
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from kata_tools import catalog, i18n, manifest, results
 from kata_tools.grading import reports, review, sandbox, verdict
@@ -164,7 +165,7 @@ def grade(
     if expect_manifest and not digest.startswith(expect_manifest.strip().lower()):
         counted.append(manifest.Change(manifest.MANIFEST_FILE, "modified", tuple(all_katas)))
     shown = manifest.check(checkout, pristine) if source is not None else []
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"path": reports.clean(c.path, 500), "change": c.kind, "katas": list(c.katas), "counted": True}
         for c in counted
     ] + [
@@ -174,8 +175,8 @@ def grade(
 
     rules = _rules(root)
     kata_entries, outputs, review_lines = [], {}, []
-    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp_name:
+        tmp = Path(tmp_name)
         base = sandbox.make_tree(root, tmp / "course")
         for k in katas:
             entry, output, found = _grade_one(

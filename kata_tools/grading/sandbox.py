@@ -256,6 +256,7 @@ def run_kata(tree: Path, kata: str, time_limit: float, private: Path) -> KataRun
         )
     finally:
         os.close(write_end)
+    assert proc.stdout is not None  # stdout=subprocess.PIPE
     sink = _Capped(OUTPUT_HEAD, OUTPUT_TAIL)
     chunks: list[bytes] = []
     readers = [

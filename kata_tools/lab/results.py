@@ -33,7 +33,7 @@ class Lane:
 
     i: int
     sent: float
-    ended: float | None
+    ended: float  # burst() times the end of every reply, failed or not
     started: float | None = None
     acquired: float | None = None
     done: float | None = None
@@ -180,7 +180,7 @@ class ModeResult:
             "query": spans.get("query", 0) - self.settings.latency,
             "reply": spans.get("reply", 0),
         }
-        return max(excess, key=excess.get)
+        return max(excess, key=lambda phase: excess[phase])
 
     def summary(self) -> dict:
         bar = self.bar

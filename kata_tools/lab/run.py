@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 from kata_tools.lab.machine import Sampler, load_average
 from kata_tools.lab.modes import MODES, MSG, Settings
@@ -204,7 +205,8 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
         # Calibration: the same N requests with T = 0. What they take is the server's own work
         # (accept, parse, route, the driver's round trip, the reply), the part no rule predicts.
         calibration = await burst(HOST, server.port, [f"/{name}/-2?t=0"] * s.clients, timeout=limit)
-        server_cost = max(t.ended for t in calibration) - min(t.sent for t in calibration)
+        # burst() sets every Timing's `ended` (None only while the request is in flight)
+        server_cost = max(cast(float, t.ended) for t in calibration) - min(t.sent for t in calibration)
         sampler.start()
         timings = await burst(
             HOST,

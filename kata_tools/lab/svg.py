@@ -169,7 +169,7 @@ def render(results: list[ModeResult], shared: bool = False) -> str:
     """The whole picture, as the text of an SVG document (shared: one time scale for all panels)."""
     s = results[0].settings
     body = [_text(LEFT, 26, MSG("svg-title", n=s.clients, t=f"{s.latency:g}"), size=15, weight="bold")]
-    x = LEFT
+    x: float = LEFT
     for phase in [p for p, _, _ in PHASES] + ["server"]:
         label = phase_label(phase)
         body.append(f'<rect x="{x}" y="38" width="12" height="12" fill="{COLORS.get(phase, SERVER_COLOR)}"/>')

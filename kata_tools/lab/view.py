@@ -149,6 +149,8 @@ def verdicts(results: list[ModeResult]) -> list[str]:
         if r.verdict == "met":
             lines.append("  " + MSG("bar-line-met", raw=f"{r.raw_ratio:.2f}", **fields))
         elif r.verdict == "busy":
+            # "busy" is only said of a machine that measured other programs' share (Machine.busy)
+            assert machine is not None and machine.others is not None
             lines.append(
                 "  " + MSG("bar-line-busy", cpus=machine.cpus, share=f"{100 * machine.others:.0f}", **fields)
             )
