@@ -35,10 +35,19 @@ def spin() -> None:  # the busy core
 def one_run(targets: list[str], solutions: bool, report: Path) -> dict[str, tuple[str, str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
     env.update(KATA_NO_PROGRESS="1")  # (the pytest cache, in .kata/, only keeps --lf lists)
-    cmd = [sys.executable, "-m", "pytest", *targets, "-q",
-           "--kata-report", str(report), *(["--solutions"] if solutions else [])]
-    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
-                   stdin=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *targets,
+        "-q",
+        "--kata-report",
+        str(report),
+        *(["--solutions"] if solutions else []),
+    ]
+    subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL
+    )
     if not report.exists():
         return {"(the run)": ("no report", "")}
     specs = json.loads(report.read_text())["specs"]
@@ -70,16 +79,21 @@ def main() -> int:
                     times[name].append(time.perf_counter() - started)
                     for nodeid, verdict in got.items():
                         seen[name][nodeid].append(verdict)
-                print(f"round {n + 1}/{args.rounds}: solutions {times['solutions'][-1]:.1f} s, "
-                      f"stubs {times['stubs'][-1]:.1f} s", flush=True)
+                print(
+                    f"round {n + 1}/{args.rounds}: solutions {times['solutions'][-1]:.1f} s, "
+                    f"stubs {times['stubs'][-1]:.1f} s",
+                    flush=True,
+                )
     finally:
         if hog:
             hog.terminate()
     flaky = 0
     for name, specs in seen.items():
         steady = [n for n, v in specs.items() if len(v) == args.rounds and len({o for o, _ in v}) == 1]
-        print(f"{name}: {len(steady)} of {len(specs)} specs gave one verdict in all "
-              f"{args.rounds} rounds; median round {sorted(times[name])[len(times[name]) // 2]:.1f} s")
+        print(
+            f"{name}: {len(steady)} of {len(specs)} specs gave one verdict in all "
+            f"{args.rounds} rounds; median round {sorted(times[name])[len(times[name]) // 2]:.1f} s"
+        )
         for nodeid, verdicts in specs.items():
             outcomes = [o for o, _ in verdicts]
             if len(verdicts) != args.rounds or len(set(outcomes)) > 1:

@@ -48,9 +48,20 @@ ENGINES = [("asyncio", "h11"), ("uvloop", "httptools")]
 def run_lab(lab_args: list[str], folder: Path, k: int) -> dict:
     out = folder / f"lab-{k}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "kata_tools.lab", *lab_args, "--json", str(out),
-         "-o", str(folder / f"lab-{k}.svg")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.lab",
+            *lab_args,
+            "--json",
+            str(out),
+            "-o",
+            str(folder / f"lab-{k}.svg"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"the lab failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -131,8 +142,10 @@ def main() -> int:
             *engine_table(runs),
         ]
     s = first["settings"]
-    command = "python benchmarks/lab.py --runs " + str(args.runs) + (
-        " -- " + " ".join(args.lab_args) if args.lab_args else ""
+    command = (
+        "python benchmarks/lab.py --runs "
+        + str(args.runs)
+        + (" -- " + " ".join(args.lab_args) if args.lab_args else "")
     )
     begin, end = markers(args.lab_args)
     section = "\n".join(
@@ -145,8 +158,7 @@ def main() -> int:
             f"pool {s['pool_size']}, thread limit {s['threads']}; {args.runs} runs per server "
             f"engine, each a fresh lab process with its own database.",
             "",
-            f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {first['python']}, "
-            f"{first['database']}.",
+            f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {first['python']}, {first['database']}.",
             *tables,
             "",
             "vs rule: measured total (first request sent to last reply) / the rule's figure, "

@@ -56,9 +56,7 @@ class PostTag(Base):
 
     __tablename__ = "post_tags"
 
-    post_id: Mapped[int] = mapped_column(
-        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
-    )
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
 
     post: Mapped[Post] = relationship(back_populates="post_tags")

@@ -45,9 +45,7 @@ def install(connection) -> None:
     """Create the blog tables and rows through a SQLAlchemy (sync) Connection; commit is the caller's."""
     Base.metadata.create_all(connection)
     connection.execute(insert(Tag), [{"id": i, "name": n} for i, n in TAGS.items()])
-    connection.execute(
-        insert(Post), [{"id": i, "title": t, "content": c} for i, (t, c) in POSTS.items()]
-    )
+    connection.execute(insert(Post), [{"id": i, "title": t, "content": c} for i, (t, c) in POSTS.items()])
     connection.execute(
         insert(Comment),
         [{"id": i, "post_id": p, "content": c} for i, (p, c) in COMMENTS.items()],

@@ -74,7 +74,8 @@ async def attempt(run) -> Attempt:
         except Exception as e:
             outcome.error, outcome.message = type(e).__name__, str(e).split("\n(Background")[0]
             frames = [
-                f for f in traceback.extract_tb(e.__traceback__)
+                f
+                for f in traceback.extract_tb(e.__traceback__)
                 if kata_of(Path(f.filename)) and not Path(f.filename).name.startswith("test_")
             ]
             if frames:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from kata_tools import i18n
@@ -89,7 +89,7 @@ class Declaration:
 DECLARATION_KEYS = {"title", "files", "rules", "database", "points", "hint"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declaration(path: Path) -> Declaration:
     data = _load_toml(path)
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
@@ -105,7 +105,7 @@ def _declaration(path: Path) -> Declaration:
     if isinstance(title, str):
         title = {i18n.DEFAULT: title}
     if not files or not all(isinstance(f, str) for f in files):
-        raise CatalogError(f"{where}: files must list the learner file(s), e.g. [\"app.py\"]")
+        raise CatalogError(f'{where}: files must list the learner file(s), e.g. ["app.py"]')
     if not rule_ids or not all(isinstance(r, str) for r in rule_ids):
         raise CatalogError(f"{where}: rules must list rule ids of katas/rules.toml")
     hints = []
@@ -113,7 +113,7 @@ def _declaration(path: Path) -> Declaration:
         entry = dict(entry)
         helps = tuple(entry.pop("rules", ()))
         if not entry:
-            raise CatalogError(f"{where}: hint {n} has no text (en = \"...\")")
+            raise CatalogError(f'{where}: hint {n} has no text (en = "...")')
         hints.append(Hint(rules=helps, text=entry))
     return Declaration(
         title=title,
@@ -221,7 +221,7 @@ def _load_toml(path: Path) -> dict:
         raise CatalogError(f"{path.relative_to(ROOT)} is not valid TOML: {e}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def rules() -> dict[str, Rule]:
     data = _load_toml(RULES_FILE)
     out = {}
@@ -327,11 +327,11 @@ def variants(kata: str | None = None) -> list[Variant]:
             if unknown:
                 raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}")
             if entry.get("expect") not in ("fail", "pass"):
-                raise CatalogError(f"{where}: expect must be \"fail\" or \"pass\"")
+                raise CatalogError(f'{where}: expect must be "fail" or "pass"')
             if entry["expect"] == "fail" and not entry.get("rule"):
-                raise CatalogError(f"{where}: expect = \"fail\" needs the rule a spec must reject")
+                raise CatalogError(f'{where}: expect = "fail" needs the rule a spec must reject')
             if not re.fullmatch(r"(3\.\d+)?", str(entry.get("python", ""))):
-                raise CatalogError(f"{where}: python must look like \"3.11\"")
+                raise CatalogError(f'{where}: python must look like "3.11"')
             if "id" not in entry or "why" not in entry:
                 raise CatalogError(f"{where}: id and why are required")
             out.append(Variant(kata=path.parent.name, **entry))

@@ -31,7 +31,14 @@ STATUS_CLASS = {
     "timed out": "bad",
     "not run": "none",
 }
-STATUS_MARK = {"solved": "✓", "failing": "✗", "tampered": "!", "missing": "–", "timed out": "◷", "not run": "·"}
+STATUS_MARK = {
+    "solved": "✓",
+    "failing": "✗",
+    "tampered": "!",
+    "missing": "–",
+    "timed out": "◷",
+    "not run": "·",
+}
 
 CSS = """
 :root{--ok:#1a7f37;--okbg:#dafbe1;--bad:#b42318;--badbg:#fee4e2;--none:#667085;--nonebg:#f2f4f7;
@@ -79,7 +86,9 @@ def load(paths: list[Path]) -> tuple[list[tuple[str, dict]], list[str]]:
         path = Path(path)
         try:
             report = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-            if not str(report.get("schema", "")).startswith("kata-grade/") or not isinstance(report.get("katas"), list):
+            if not str(report.get("schema", "")).startswith("kata-grade/") or not isinstance(
+                report.get("katas"), list
+            ):
                 raise ValueError("not a kata grade report")
         except (OSError, ValueError, AttributeError) as e:
             problems.append(f"{path}: {e}")
@@ -110,8 +119,18 @@ def rule_mastery(students: list[tuple[str, dict]]) -> list[dict]:
         for k in sorted(report["katas"], key=lambda k: k["kata"]):
             for r in k.get("rules", []):
                 rule = r["rule"]
-                rules.setdefault(rule, {"rule": rule, "title": r.get("title", ""), "kata": k["kata"],
-                                        "unmet": 0, "students": 0, "messages": Counter(), "example": {}})
+                rules.setdefault(
+                    rule,
+                    {
+                        "rule": rule,
+                        "title": r.get("title", ""),
+                        "kata": k["kata"],
+                        "unmet": 0,
+                        "students": 0,
+                        "messages": Counter(),
+                        "example": {},
+                    },
+                )
                 met = r.get("status") == "passed"
                 seen[rule] = seen.get(rule, True) and met
                 if not met and rule not in first_message:
@@ -139,7 +158,9 @@ def rule_mastery(students: list[tuple[str, dict]]) -> list[dict]:
     return out
 
 
-def render(students: list[tuple[str, dict]], problems: list[str] | None = None, lang: str | None = None) -> str:
+def render(
+    students: list[tuple[str, dict]], problems: list[str] | None = None, lang: str | None = None
+) -> str:
     T = i18n.tool("grading")
 
     def t(key, **fields):
@@ -150,9 +171,7 @@ def render(students: list[tuple[str, dict]], problems: list[str] | None = None, 
         for k in report["katas"]:
             katas.setdefault(k["kata"], k.get("title", k["kata"]))
     kata_names = sorted(katas)
-    average = (
-        round(sum(r.get("percent", 0) for _, r in students) / len(students), 1) if students else 0
-    )
+    average = round(sum(r.get("percent", 0) for _, r in students) / len(students), 1) if students else 0
     out = [
         "<!doctype html>",
         f'<html lang="{lang or i18n.current()}"><head><meta charset="utf-8">',
@@ -191,7 +210,7 @@ def render(students: list[tuple[str, dict]], problems: list[str] | None = None, 
         width = int(80 * m["unmet"] / max(1, m["students"]))
         out.append(
             f'<div class="rule"><div><b>{_e(m["rule"])}</b> {_e(m["title"], 120)} '
-            f'<small>({_e(m["kata"])})</small></div>'
+            f"<small>({_e(m['kata'])})</small></div>"
             f'<div class="n">{_e(head[1])}: {m["unmet"]} / {m["students"]} '
             f'<span class="bar" style="width:{width}px"></span></div>'
         )

@@ -23,7 +23,7 @@ import contextlib
 import os
 import string
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -125,7 +125,7 @@ class Catalog:
         self.entries: dict[str, dict[str, str]] = {}
         for key, entry in data.items():
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
-                raise I18nError(f"{self.path}: [{key}] must be a table of language = \"text\"")
+                raise I18nError(f'{self.path}: [{key}] must be a table of language = "text"')
             self.entries[key] = entry
 
     def __contains__(self, key: str) -> bool:
@@ -156,13 +156,12 @@ class Catalog:
             for lang, fields in zip(LANGS[1:], others):
                 if fields != en:
                     out.append(
-                        f"{self.path}: [{key}] placeholders differ: en {sorted(en)}, "
-                        f"{lang} {sorted(fields)}"
+                        f"{self.path}: [{key}] placeholders differ: en {sorted(en)}, {lang} {sorted(fields)}"
                     )
         return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(path: str | Path) -> Catalog:
     """The catalog at `path`, loaded once. A spec file passes `__file__`: its kata's messages.toml."""
     path = Path(path)

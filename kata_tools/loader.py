@@ -12,24 +12,32 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kata_tools import i18n
 from kata_tools.catalog import ROOT
 
+if TYPE_CHECKING:  # pytest's class of test failures, public only as pytest.fail.Exception
+    from _pytest.outcomes import Failed
+else:
+    Failed = pytest.fail.Exception
+
 
 class LearnerNameMissing(AttributeError):
     """A spec asked a learner module for a name the learner has not defined (yet)."""
 
 
-class LearnerImportFailed(pytest.fail.Exception):
+class LearnerImportFailed(Failed):
     """The learner's file is missing, has a syntax error or crashed at import.
 
     A pytest failure (pytrace=False) whose text is the teaching message; `file` is the file as
     the learner types it, `where` its file:line ("" if unknown), `error` the error in one line
     ("RuntimeError: boom"), `kind` one of "missing", "syntax", "crash". Specs that import files
     themselves read these attributes instead of parsing the (translated) text."""
+
+    first: LearnerImportFailed | None = None  # on a repeat: the kata's first, full failure
 
     def __init__(self, msg: str, *, file: str, where: str = "", error: str = "", kind: str = ""):
         super().__init__(msg, pytrace=False)
@@ -68,6 +76,7 @@ def import_file(path: Path, name: str) -> ModuleType:
     if not path.is_file():
         raise LearnerImportFailed(msg("file-missing", file=shown), file=shown, kind="missing")
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py file always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pydantic and pickle look modules up by name
     try:
@@ -76,8 +85,11 @@ def import_file(path: Path, name: str) -> ModuleType:
         sys.modules.pop(name, None)
         where = f"{shown}:{e.lineno}"
         raise LearnerImportFailed(
-            msg("syntax-error", where=where, error=e.msg), file=shown, where=where,
-            error=f"SyntaxError: {e.msg}", kind="syntax",
+            msg("syntax-error", where=where, error=e.msg),
+            file=shown,
+            where=where,
+            error=f"SyntaxError: {e.msg}",
+            kind="syntax",
         ) from None
     except (KeyboardInterrupt, GeneratorExit):
         sys.modules.pop(name, None)
@@ -89,10 +101,14 @@ def import_file(path: Path, name: str) -> ModuleType:
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         error = f"{type(e).__name__}: {text}" if text else type(e).__name__
         raise LearnerImportFailed(
-            msg("import-crash", where=where, error=error), file=shown,
-            where=where if frames else "", error=error, kind="crash",
+            msg("import-crash", where=where, error=error),
+            file=shown,
+            where=where if frames else "",
+            error=error,
+            kind="crash",
         ) from None
-    module.__getattr__ = _missing_name_hook(module, shown)
+    # PEP 562: a module-level __getattr__, set in the module's namespace
+    module.__dict__["__getattr__"] = _missing_name_hook(module, shown)
     return module
 
 

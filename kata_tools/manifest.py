@@ -47,8 +47,18 @@ PROTECTED_DIRS = ("katas", "kata_tools", "kata_blog")
 PROTECTED_FILES = ("conftest.py", "grading.toml")
 KATA_PROSE = {"README.md", "README.ko.md"}
 # pyproject.toml keys that load no code: a learner may change them.
-PROJECT_PROSE = {"version", "description", "readme", "authors", "maintainers", "keywords",
-                 "classifiers", "urls", "license", "license-files"}
+PROJECT_PROSE = {
+    "version",
+    "description",
+    "readme",
+    "authors",
+    "maintainers",
+    "keywords",
+    "classifiers",
+    "urls",
+    "license",
+    "license-files",
+}
 TOOL_PROSE = {"black", "ruff", "isort", "mypy", "pyright", "pylint", "codespell", "bumpversion"}
 CONFIG_NAMES = {
     "conftest.py",
@@ -80,7 +90,9 @@ def code_tables(data: dict) -> dict:
     """The parts of a parsed pyproject.toml that can load code (see the module docstring)."""
     out = {k: v for k, v in data.items() if k not in ("project", "tool")}
     project = data.get("project", {})
-    out["project"] = {k: v for k, v in project.items() if k not in PROJECT_PROSE} if isinstance(project, dict) else project
+    out["project"] = (
+        {k: v for k, v in project.items() if k not in PROJECT_PROSE} if isinstance(project, dict) else project
+    )
     tool = data.get("tool", {})
     out["tool"] = {k: v for k, v in tool.items() if k not in TOOL_PROSE} if isinstance(tool, dict) else tool
     return out
@@ -181,9 +193,7 @@ def load(root: Path | None = None) -> dict:
     except FileNotFoundError:
         raise ManifestError(f"{MANIFEST_FILE} is missing; make it with `{WRITE_COMMAND}`") from None
     except (OSError, ValueError) as e:
-        raise ManifestError(
-            f"{MANIFEST_FILE} is unreadable ({e}); restore it from the course"
-        ) from None
+        raise ManifestError(f"{MANIFEST_FILE} is unreadable ({e}); restore it from the course") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "protected" not in data:
         raise ManifestError(f"{MANIFEST_FILE} has an unknown format; restore it from the course")
     return data
@@ -219,9 +229,13 @@ def _picked_up(root: Path) -> list[str]:
         if path.is_file() and (path.suffix in TOP_LEVEL_SUFFIXES or path.name in CONFIG_NAMES):
             if path.name != "pyproject.toml":
                 found.append(path.name)
-        elif path.is_dir() and not path.name.startswith(".") and path.name not in PROTECTED_DIRS:
-            if (path / "__init__.py").is_file():
-                found.append(f"{path.name}/__init__.py")
+        elif (
+            path.is_dir()
+            and not path.name.startswith(".")
+            and path.name not in PROTECTED_DIRS
+            and (path / "__init__.py").is_file()
+        ):
+            found.append(f"{path.name}/__init__.py")
     return found
 
 
@@ -298,12 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rewrite the manifest from this tree",
     )
-    action.add_argument(
-        "--check", action="store_true", help="list files that differ from the manifest"
-    )
-    action.add_argument(
-        "--stale", action="store_true", help="say whether the manifest needs --write"
-    )
+    action.add_argument("--check", action="store_true", help="list files that differ from the manifest")
+    action.add_argument("--stale", action="store_true", help="say whether the manifest needs --write")
     parser.add_argument(
         "root", nargs="?", type=Path, default=None, help="tree to check (default: this project)"
     )
@@ -327,9 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     for change in changes:
         print(change.describe())
     print(
-        f"{len(changes)} change(s) from the pristine tree"
-        if changes
-        else "no changes from the pristine tree"
+        f"{len(changes)} change(s) from the pristine tree" if changes else "no changes from the pristine tree"
     )
     return 1 if changes else 0
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import itertools
 import logging
 import re
 import sys
@@ -78,7 +79,7 @@ class InFlight:
     def ran_one_at_a_time(self) -> bool:
         """Every call started only after the previous one had finished."""
         ordered = sorted(self.spans.values())
-        return all(prev[1] <= nxt[0] for prev, nxt in zip(ordered, ordered[1:]))
+        return all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(ordered))
 
 
 class _Tracked:
@@ -282,7 +283,7 @@ class Leftovers:
         self._active = True
         return self
 
-    def check(self) -> "Leftovers":
+    def check(self) -> Leftovers:
         """Collect garbage now, so what was dropped warns here, while it is recorded."""
         if self._active:
             gc.collect()
@@ -314,12 +315,15 @@ class Leftovers:
         """The learner line that created the first coroutine never awaited ("" if unknown)."""
         return next((u.where for u in self.found if u.where), "")
 
-    def take(self) -> "Leftovers":
+    def take(self) -> Leftovers:
         """A copy of what was recorded so far, and forget it here (for per-spec reports)."""
         copy = Leftovers(self._origin_depth)
         copy.found, copy.unretrieved = self.found[:], self.unretrieved[:]
         copy.resources, copy.unraisable = self.resources[:], self.unraisable[:]
-        self.found.clear(), self.unretrieved.clear(), self.resources.clear(), self.unraisable.clear()
+        self.found.clear()
+        self.unretrieved.clear()
+        self.resources.clear()
+        self.unraisable.clear()
         return copy
 
     def message(self, what: str | None = None) -> str:

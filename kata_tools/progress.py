@@ -68,6 +68,11 @@ def read_json(path: Path) -> tuple[dict, str | None]:
     return data, None
 
 
+def _as_dict(value: object) -> dict:
+    """`value` if it is a dict, else {}: a field of a file the learner may have edited by hand."""
+    return value if isinstance(value, dict) else {}
+
+
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -106,7 +111,7 @@ def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> li
     path = results_path(root)
     data, warning = read_json(path)
     lines = [_msg("progress-replaced", warning=warning)] if warning else []
-    katas = data.get("katas") if isinstance(data.get("katas"), dict) else {}
+    katas = _as_dict(data.get("katas"))
     for kata, run in runs.items():
         specs = {nodeid: spec_record(r, now) for nodeid, r in run["specs"].items()}
         old = katas.get(kata)
@@ -168,14 +173,14 @@ def statuses(root: Path, katas, warn=None) -> dict[str, KataStatus]:
     data, warning = read_json(results_path(root))
     if warning and warn:
         warn(warning)
-    stored = data.get("katas") if isinstance(data.get("katas"), dict) else {}
+    stored = _as_dict(data.get("katas"))
     out = {}
     for kata in katas:
         status = KataStatus(kata.name)
         rule_ids = [r.id for r in kata.rules]
         status.rules = {rid: "not run" for rid in rule_ids}
-        entry = stored.get(kata.name)
-        specs = entry.get("specs") if isinstance(entry, dict) else None
+        entry = _as_dict(stored.get(kata.name))
+        specs = entry.get("specs")
         if isinstance(specs, dict) and specs:
             records = [r for r in specs.values() if _valid_spec(r)]
             complete = bool(entry.get("complete"))
@@ -219,7 +224,7 @@ def hints_seen(root: Path, kata: str, warn=None) -> int:
 def set_hints_seen(root: Path, kata: str, count: int) -> None:
     path = progress_path(root)
     data, _ = read_json(path)
-    hints = data.get("hints") if isinstance(data.get("hints"), dict) else {}
+    hints = _as_dict(data.get("hints"))
     hints[kata] = count
     data.update({"format": FORMAT, "hints": hints})
     write_json(path, data)

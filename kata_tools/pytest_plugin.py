@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -54,6 +55,11 @@ from kata_tools.plugin.shared import (
     write_report,
 )
 from kata_tools.spec_report import CALL_REPORT  # the contract with the database plugin
+
+if TYPE_CHECKING:  # pytest's class of test failures, public only as pytest.fail.Exception
+    from _pytest.outcomes import Failed
+else:
+    Failed = pytest.fail.Exception
 
 # The plugin's other rooms with hooks or fixtures: pytest registers them right after this module
 # (the hook order stays that of one module). Imported above already, so each one's docstring says
@@ -166,7 +172,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
             gc.freeze()
 
 
-class LeftBehind(pytest.fail.Exception):
+class LeftBehind(Failed):
     """A spec's code left a coroutine unawaited, a task unretrieved, a connection open."""
 
 
@@ -237,6 +243,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and call.excinfo is not None:
         exc = call.excinfo.value
         first = getattr(exc, "first", None)
+        shown: str | None
+        recorded: str | None
         if isinstance(exc, LearnerImportFailed) and first is not None:
             shown = str(exc)  # one line: the full message was shown with the kata's first spec
             recorded = render(item, str(first))

@@ -81,6 +81,8 @@ def problems(kata: catalog.Kata) -> list[str]:
         if render(kata, text, lang) != text:
             out.append(f"{where}: generated blocks are stale (run `kata dev sync`)")
     return out
+
+
 BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[a-z]+) [^\n]*-->\n)(?P<body>.*?)(<!-- end generated -->)", re.S
 )

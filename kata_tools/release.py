@@ -28,7 +28,15 @@ from kata_tools import catalog, i18n, manifest
 from kata_tools.grading import classroom
 
 DIRS = ("katas", "kata_tools", "kata_blog", "docs")
-FILES = ("README.md", "README.ko.md", "LICENSE", "conftest.py", "pyproject.toml", "grading.toml", ".gitignore")
+FILES = (
+    "README.md",
+    "README.ko.md",
+    "LICENSE",
+    "conftest.py",
+    "pyproject.toml",
+    "grading.toml",
+    ".gitignore",
+)
 GITHUB = (".github/workflows/grade.yml", ".github/dependabot.yml")
 NEVER = ("solutions", "tests", "benchmarks", "CONTRIBUTING.md", ".git", ".kata", "grade-report")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".kata", "*.egg-info", "manifest.json")
@@ -38,7 +46,9 @@ class ReleaseError(Exception):
     """The release cannot be written; the message says why."""
 
 
-def release(dest: Path, root: Path | None = None, course_repo: str | None = None, course_ref: str = "main") -> dict:
+def release(
+    dest: Path, root: Path | None = None, course_repo: str | None = None, course_ref: str = "main"
+) -> dict:
     """Write the student release of the course at `root` into `dest` (new or empty)."""
     root = Path(root or catalog.ROOT).resolve()
     dest = Path(dest).resolve()
@@ -52,7 +62,9 @@ def release(dest: Path, root: Path | None = None, course_repo: str | None = None
         raise ReleaseError(str(e)) from None
     # Specs and tooling must be what the manifest says; the learner files come from it anyway.
     fresh = manifest.build(root)["protected"]
-    stale = sorted(k for k in set(fresh) | set(pristine["protected"]) if fresh.get(k) != pristine["protected"].get(k))
+    stale = sorted(
+        k for k in set(fresh) | set(pristine["protected"]) if fresh.get(k) != pristine["protected"].get(k)
+    )
     if stale:
         raise ReleaseError(
             f"{manifest.MANIFEST_FILE} does not match this tree ({stale[0]} changed); "

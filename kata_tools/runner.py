@@ -175,9 +175,7 @@ def run(
     root = Path(root or catalog.ROOT)
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "specs.json"
-        cmd = command(
-            target_paths, report, solutions=solutions, source=source, args=args, progress=progress
-        )
+        cmd = command(target_paths, report, solutions=solutions, source=source, args=args, progress=progress)
         run_env = inner_env(env, progress=progress, lang=lang, pycache=pycache or Path(tmp) / "pyc")
         proc = subprocess.Popen(
             cmd,

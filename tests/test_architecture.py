@@ -34,11 +34,7 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {
-        module_name(p): p
-        for p in sorted(PACKAGE.rglob("*.py"))
-        if "__pycache__" not in p.parts
-    }
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "__pycache__" not in p.parts}
 
 
 def _resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
@@ -136,7 +132,9 @@ def test_kata_tools_has_no_import_circle():
 
 def test_the_cli_submodules_never_import_their_package():
     edges = graph()
-    offenders = [m for m, deps in edges.items() if m.startswith("kata_tools.cli.") and "kata_tools.cli" in deps]
+    offenders = [
+        m for m, deps in edges.items() if m.startswith("kata_tools.cli.") and "kata_tools.cli" in deps
+    ]
     assert not offenders, f"these import kata_tools.cli itself (a circle through __init__): {offenders}"
 
 

@@ -123,10 +123,11 @@ def test_find_kata_accepts_numbers_and_names_and_rejects_unknown_ones():
 @pytest.mark.parametrize("kata", KATAS)
 def test_the_root_readmes_list_every_kata_with_its_rules(kata):
     """The tables of README.md and README.ko.md are hand-written; this keeps them whole."""
-    for name, readme in (("README.md", "README.md"), ("README.ko.md", "README.ko.md")):
+    for name, kata_readme in (("README.md", "README.md"), ("README.ko.md", "README.ko.md")):
         rows = [
-            line for line in (catalog.ROOT / name).read_text(encoding="utf-8").splitlines()
-            if line.startswith(f"| [{kata.name}](katas/{kata.name}/{readme})")
+            line
+            for line in (catalog.ROOT / name).read_text(encoding="utf-8").splitlines()
+            if line.startswith(f"| [{kata.name}](katas/{kata.name}/{kata_readme})")
         ]
         assert rows, f"{name} has no table row for {kata.name} linking katas/{kata.name}/{readme}"
         named = set(re.findall(r"\b[A-Z]{2}\d\b", rows[0].split("|")[2]))

@@ -50,21 +50,42 @@ def synthetic_report(n: int, rng: random.Random) -> dict:
             status = "timed out"
         katas.append(
             {
-                "kata": kata.name, "number": kata.number, "title": kata.title, "status": status,
-                "score": 10.0 if status == "solved" else 0.0, "max_score": 10.0,
-                "passed": sum(t["status"] == "passed" for t in tests), "total": len(tests),
-                "seconds": 1.0, "exit_code": 0, "message": HOSTILE if n == 5 else "",
-                "rules": rule_entries, "tests": tests,
+                "kata": kata.name,
+                "number": kata.number,
+                "title": kata.title,
+                "status": status,
+                "score": 10.0 if status == "solved" else 0.0,
+                "max_score": 10.0,
+                "passed": sum(t["status"] == "passed" for t in tests),
+                "total": len(tests),
+                "seconds": 1.0,
+                "exit_code": 0,
+                "message": HOSTILE if n == 5 else "",
+                "rules": rule_entries,
+                "tests": tests,
             }
         )
     score = sum(k["score"] for k in katas)
     return {
-        "schema": grading.SCHEMA, "created": "2026-12-01T00:00:00+00:00", "score": score,
-        "max_score": 10.0 * len(katas), "percent": round(100 * score / (10 * len(katas)), 1),
-        "scoring": "all-or-nothing", "graded_from": None,
+        "schema": grading.SCHEMA,
+        "created": "2026-12-01T00:00:00+00:00",
+        "score": score,
+        "max_score": 10.0 * len(katas),
+        "percent": round(100 * score / (10 * len(katas)), 1),
+        "scoring": "all-or-nothing",
+        "graded_from": None,
         "manifest": {"digest": "0" * 16, "changes": [], "changes_left_out": 0},
-        "review": [{"file": "katas/01_event_loop/event_loop.py", "line": 3, "what": "atexit",
-                    "why": "an exit handler", "text": "import atexit"}] if n == 7 else [],
+        "review": [
+            {
+                "file": "katas/01_event_loop/event_loop.py",
+                "line": 3,
+                "what": "atexit",
+                "why": "an exit handler",
+                "text": "import atexit",
+            }
+        ]
+        if n == 7
+        else [],
         "katas": katas,
     }
 
@@ -100,7 +121,7 @@ def test_the_page_has_the_grid_the_rules_and_a_linked_row_per_student(tmp_path):
     paths = write_class(tmp_path / "reports")
     (tmp_path / "broken.json").write_text("{not json")
     out = tmp_path / "class.html"
-    path, students, katas = class_report.write([*paths, tmp_path / "broken.json"], out, lang="en")
+    _path, students, katas = class_report.write([*paths, tmp_path / "broken.json"], out, lang="en")
     assert students == 30 and katas == len(catalog.katas())
     text = out.read_text()
     page = Page()
@@ -121,8 +142,18 @@ def test_the_page_has_the_grid_the_rules_and_a_linked_row_per_student(tmp_path):
 def test_the_command_line(tmp_path):
     paths = write_class(tmp_path / "reports", 3)
     proc = subprocess.run(
-        [sys.executable, "-m", "kata_tools.cli", "class-report", *map(str, paths), "-o", str(tmp_path / "c.html")],
-        capture_output=True, text=True, cwd=catalog.ROOT,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.cli",
+            "class-report",
+            *map(str, paths),
+            "-o",
+            str(tmp_path / "c.html"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=catalog.ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 students" in proc.stdout and (tmp_path / "c.html").is_file()
@@ -132,11 +163,21 @@ def chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="kata-chromium-") as profile:
         return subprocess.run(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                f"--user-data-dir={profile}", *args,
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                *args,
             ],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
 
@@ -167,7 +208,9 @@ def test_thirty_students_render_in_chromium_in_under_a_second_and_fit_a_phone(tm
     viewport = int(re.search(r'data-viewport="(\d+)"', dom.stdout).group(1))
     assert rendered < 1000, f"rendering took {rendered:.0f} ms"
     assert viewport <= 500  # headless Chromium keeps windows at least 500 px wide
-    assert width <= viewport, f"the page is {width} px wide in a {viewport} px window (only the grid may scroll)"
+    assert width <= viewport, (
+        f"the page is {width} px wide in a {viewport} px window (only the grid may scroll)"
+    )
     assert dom.stdout.count('class="student"') == 30
     shot = out.with_suffix(".png")
     done = chromium("--window-size=390,1600", f"--screenshot={shot}", out.as_uri())

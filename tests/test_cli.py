@@ -23,9 +23,7 @@ import pytest
 from kata_tools import catalog, manifest
 
 ROOT = catalog.ROOT
-pytestmark = pytest.mark.timeout(
-    180
-)  # each test runs `kata` (and pytest inside it) as a learner would
+pytestmark = pytest.mark.timeout(180)  # each test runs `kata` (and pytest inside it) as a learner would
 # Katas without a database (the brief of the course: 01-03); the tests grade these only.
 NO_DB_KATAS = [k.name for k in catalog.katas() if int(k.number) <= 3]
 
@@ -130,16 +128,21 @@ def test_list_reads_the_results_of_a_plain_pytest_run_without_running_or_importi
     start = time.perf_counter()
     listed = kata(course, "list")
     took = time.perf_counter() - start
-    assert re.search(
-        r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1✔\s+EL2✔\s+EL3✔", listed.stdout
-    ), listed.stdout
+    assert re.search(r"01\s+The event loop\s+✔ solved\s+9/9\s+EL1✔\s+EL2✔\s+EL3✔", listed.stdout), (
+        listed.stdout
+    )
     assert "1 of 1 solved" in listed.stdout and "3 of 3 met" in listed.stdout
     # Fast by construction, judged structurally: it reads .kata/results.json and imports neither
     # pytest nor the course's stack (0.3-0.7 s measured, most of it Python and typer starting).
     # The wall clock only catches a gross regression, with a 5x margin on a loaded machine.
     imports = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "kata_tools.cli", "list"], cwd=course,
-        env=env_for(course), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        [sys.executable, "-X", "importtime", "-m", "kata_tools.cli", "list"],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in imports.stderr.splitlines() if "|" in line}
     heavy = {"pytest", "_pytest", "fastapi", "sqlalchemy", "asyncpg", "uvicorn", "httpx", "psycopg2"}
@@ -251,10 +254,7 @@ def test_next_shows_the_task_and_the_current_failures(course):
 def test_hint_climbs_the_ladder_and_remembers_it(course):
     readme_hints = re.findall(
         r"^\d+\. ",
-        (course / "katas/01_event_loop/README.md")
-        .read_text()
-        .split("## Hints")[1]
-        .split("\n## ")[0],
+        (course / "katas/01_event_loop/README.md").read_text().split("## Hints")[1].split("\n## ")[0],
         re.M,
     )
     n = len(readme_hints)
@@ -265,6 +265,7 @@ def test_hint_climbs_the_ladder_and_remembers_it(course):
     ladder = catalog.find_kata("01").hints()  # the ladder of kata.toml, in its order
     assert len(ladder) == n
     for text, step in zip(shown, ladder):
+
         def plain(t: str) -> str:
             return " ".join(re.sub(r"[`*]", "", t).split())
 
@@ -305,8 +306,7 @@ def test_reset_falls_back_to_git_and_says_when_it_is_impossible(course):
     learner.write_text("# attempt\n")
     impossible = kata(course, "reset", "01", "--yes")
     assert (
-        impossible.returncode == 1
-        and "cannot reset katas/01_event_loop/event_loop.py" in impossible.stderr
+        impossible.returncode == 1 and "cannot reset katas/01_event_loop/event_loop.py" in impossible.stderr
     )
     no_traceback(impossible)
 
@@ -382,9 +382,9 @@ def _watch(course: Path, *args: str):
     def wait_for(text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while text not in "".join(lines):
-            assert (
-                time.monotonic() < deadline and proc.poll() is None or text in "".join(lines)
-            ), f"no {text!r} in:\n" + "".join(lines)
+            assert (time.monotonic() < deadline and proc.poll() is None) or text in "".join(lines), (
+                f"no {text!r} in:\n" + "".join(lines)
+            )
             time.sleep(0.05)
 
     return proc, lines, wait_for, reader
@@ -537,15 +537,17 @@ def test_the_contributing_walk_through_scaffolds_and_checks_a_kata(course):
     assert "TODO" in (course / "katas/10_retries/retries.py").read_text()
 
     checked = kata(course, "dev", "check", "10", timeout=600)
-    problems = [l for l in checked.stdout.splitlines() if "10_retries" in l and "..." not in l]
+    problems = [line for line in checked.stdout.splitlines() if "10_retries" in line and "..." not in line]
     assert checked.returncode == 1 and problems == [
         "tests/mistakes/10_retries.toml declares no mistake ([[mistake]]; at least one)"
     ], checked.stdout + checked.stderr
 
     # Step 3 of the walk-through: declare the mistake the spec catches, and a variant.
     with (course / "tests/mistakes/10_retries.toml").open("a") as f:
-        f.write('\n[[mistake]]\nid = "squares"\nrule = "RE1"\nwhy = "Squares, not doubles."\n'
-                'file = "retries.py"\nreplace = "return 2 * x"\nwith = "return x * x"\n')
+        f.write(
+            '\n[[mistake]]\nid = "squares"\nrule = "RE1"\nwhy = "Squares, not doubles."\n'
+            'file = "retries.py"\nreplace = "return 2 * x"\nwith = "return x * x"\n'
+        )
     variant = course / "tests/variants/10_retries/plus-itself"
     variant.mkdir()
     (variant / "retries.py").write_text("async def answer(x: int) -> int:\n    return x + x\n")
@@ -572,9 +574,23 @@ def test_the_self_tests_judge_the_course_as_shipped_not_a_solved_kata(course):
         shutil.copy2(ROOT / "tests" / name, course / "tests" / name)
     solve(course, "01_event_loop")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_specs_are_real.py", "tests/test_catalog.py",
-         "-q", "-p", "no:randomly", "-k", "stub or TODO or mirror or valid"],
-        cwd=course, env=env_for(course), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/test_specs_are_real.py",
+            "tests/test_catalog.py",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-k",
+            "stub or TODO or mirror or valid",
+        ],
+        cwd=course,
+        env=env_for(course),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     last = proc.stdout.splitlines()[-1]

@@ -9,8 +9,8 @@ issue 13 have their own file (test_grading_cheats.py); the reports' robustness t
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import time
 
 import pytest
@@ -22,12 +22,31 @@ from kata_tools.grading import sandbox, verdict
 pytestmark = pytest.mark.timeout(300)
 
 KATA_KEYS = {
-    "kata", "number", "title", "status", "score", "max_score", "passed", "total",
-    "seconds", "exit_code", "message", "rules", "tests",
+    "kata",
+    "number",
+    "title",
+    "status",
+    "score",
+    "max_score",
+    "passed",
+    "total",
+    "seconds",
+    "exit_code",
+    "message",
+    "rules",
+    "tests",
 }
 REPORT_KEYS = {
-    "schema", "created", "score", "max_score", "percent", "scoring", "graded_from",
-    "manifest", "review", "katas",
+    "schema",
+    "created",
+    "score",
+    "max_score",
+    "percent",
+    "scoring",
+    "graded_from",
+    "manifest",
+    "review",
+    "katas",
 }
 STATUSES = {"solved", "failing", "not run", "missing", "tampered", "timed out"}
 
@@ -49,7 +68,9 @@ def check_schema(report: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def instructor(tmp_path_factory):
-    return instructor_course(tmp_path_factory.mktemp("course") / "course", ("01_event_loop", "02_thread_pool"))
+    return instructor_course(
+        tmp_path_factory.mktemp("course") / "course", ("01_event_loop", "02_thread_pool")
+    )
 
 
 @pytest.fixture
@@ -90,7 +111,7 @@ def test_a_hanging_kata_costs_only_its_own_points_and_at_most_its_limit(tmp_path
     course = instructor_course(
         tmp_path / "course",
         ("01_event_loop", "02_thread_pool"),
-        grading_toml='[grading]\ntime_limit = 120\n[time_limits]\n01_event_loop = 6\n',
+        grading_toml="[grading]\ntime_limit = 120\n[time_limits]\n01_event_loop = 6\n",
     )
     learner = learner_checkout(course, tmp_path / "learner")
     solve(learner, "02_thread_pool", course)
@@ -200,7 +221,7 @@ def test_in_place_every_pyproject_table_that_can_load_code_counts(instructor, le
     for edit in (
         harmless + '\n[project.entry-points.pytest11]\ncheat = "kata_cheat"\n',
         re.sub(r'("pytest>=[^"]+",)', r'\1 "pytest-cheat",', harmless, count=1),
-        re.sub(r'(include = \[[^\]]*)\]', r'\1, "katas*"]', harmless, count=1),
+        re.sub(r"(include = \[[^\]]*)\]", r'\1, "katas*"]', harmless, count=1),
         harmless.replace('requires = ["setuptools>=68"]', 'requires = ["setuptools>=68", "cheat"]'),
         harmless + '\n[tool.coverage.run]\nplugins = ["cheat"]\n',
     ):
@@ -220,20 +241,42 @@ def test_the_verdict_needs_every_spec_pytests_end_and_a_zero_exit():
     ]
     finish = {"type": "finish", "exitstatus": 0}
     assert verdict.judge(run_with([collected, *passed, finish]), "01_x").message == "no-session-end"
-    assert verdict.junit_key("katas/01_x/test_a.py::TestC::test_a[1]") == ("katas.01_x.test_a.TestC", "test_a[1]")
+    assert verdict.junit_key("katas/01_x/test_a.py::TestC::test_a[1]") == (
+        "katas.01_x.test_a.TestC",
+        "test_a[1]",
+    )
 
 
 def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner, tmp_path):
     solve(learner, "01_event_loop", instructor)
     digest = manifest.digest(manifest.load(instructor))
     proc = run(
-        instructor, "kata_tools.cli", "grade", "1", "--from", str(learner), "--out", str(tmp_path / "o"),
-        "--expect-manifest", digest, "--gradescope", str(tmp_path / "gs.json"),
+        instructor,
+        "kata_tools.cli",
+        "grade",
+        "1",
+        "--from",
+        str(learner),
+        "--out",
+        str(tmp_path / "o"),
+        "--expect-manifest",
+        digest,
+        "--gradescope",
+        str(tmp_path / "gs.json"),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "o/report.json").read_text())["score"] == 10
-    other = run(instructor, "kata_tools.cli", "grade", "1", "--from", str(learner), "--out", str(tmp_path / "o"),
-                KATA_MANIFEST_DIGEST="0000")
+    other = run(
+        instructor,
+        "kata_tools.cli",
+        "grade",
+        "1",
+        "--from",
+        str(learner),
+        "--out",
+        str(tmp_path / "o"),
+        KATA_MANIFEST_DIGEST="0000",
+    )
     assert other.returncode == 1
     report = json.loads((tmp_path / "o/report.json").read_text())
     assert report["score"] == 0 and report["manifest"]["changes"][0]["path"] == manifest.MANIFEST_FILE

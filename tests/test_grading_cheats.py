@@ -19,12 +19,16 @@ from kata_tools.grading import sandbox
 
 pytestmark = pytest.mark.timeout(300)
 
-STUB_WITH_EL1 = (ROOT / "katas/01_event_loop/event_loop.py").read_text().replace(
-    '''    # TODO: handle the requests one after another.
-    raise NotImplementedError("serve_one_at_a_time")''',
-    '''    return [await handler(request_id) for request_id in request_ids]''',
+STUB_WITH_EL1 = (
+    (ROOT / "katas/01_event_loop/event_loop.py")
+    .read_text()
+    .replace(
+        """    # TODO: handle the requests one after another.
+    raise NotImplementedError("serve_one_at_a_time")""",
+        """    return [await handler(request_id) for request_id in request_ids]""",
+    )
 )
-assert STUB_WITH_EL1 != (ROOT / "katas/01_event_loop/event_loop.py").read_text()
+assert (ROOT / "katas/01_event_loop/event_loop.py").read_text() != STUB_WITH_EL1
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,11 @@ def test_honest_work_on_one_rule_scores_zero(instructor, learner, tmp_path):
     learner_file(learner).write_text(STUB_WITH_EL1)
     kata = grade_01(instructor, learner, tmp_path)
     assert kata["status"] == "failing" and kata["score"] == 0
-    assert {r["rule"]: r["status"] for r in kata["rules"]} == {"EL1": "passed", "EL2": "failing", "EL3": "failing"}
+    assert {r["rule"]: r["status"] for r in kata["rules"]} == {
+        "EL1": "passed",
+        "EL2": "failing",
+        "EL3": "failing",
+    }
 
 
 def test_cheat_copying_solutions_is_impossible_in_the_student_release(instructor, learner):
@@ -70,7 +78,9 @@ def test_cheat_copying_solutions_is_impossible_in_the_student_release(instructor
     assert len(lines) == 1, proc.stderr
 
 
-RECORDER_FORGES_OUTCOMES = STUB_WITH_EL1 + '''
+RECORDER_FORGES_OUTCOMES = (
+    STUB_WITH_EL1
+    + """
 import kata_tools.pytest_plugin as _plugin
 _record = _plugin._record
 def _forged(item, report, message):
@@ -78,9 +88,12 @@ def _forged(item, report, message):
     report.longrepr = None
     _record(item, report, "")
 _plugin._record = _forged
-'''
+"""
+)
 
-RECORDER_FORGES_RECORDS = STUB_WITH_EL1 + '''
+RECORDER_FORGES_RECORDS = (
+    STUB_WITH_EL1
+    + """
 import kata_tools.pytest_plugin as _plugin
 def _forged(item, report, message):
     item.config.stash[_plugin.RESULTS][item.nodeid] = {
@@ -88,7 +101,8 @@ def _forged(item, report, message):
         "doc": [], "outcome": "passed", "message": "", "duration": 0.0,
     }
 _plugin._record = _forged
-'''
+"""
+)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +119,9 @@ def test_cheat_replacing_the_plugins_result_recorder(instructor, learner, tmp_pa
     assert "kata_tools" in reviewed(kata)
 
 
-EXIT_HANDLER_REWRITES_RESULTS = STUB_WITH_EL1 + '''
+EXIT_HANDLER_REWRITES_RESULTS = (
+    STUB_WITH_EL1
+    + """
 import atexit, re, sys
 def _rewrite():
     for arg in sys.argv:
@@ -118,7 +134,8 @@ def _rewrite():
             text = re.sub(r'(failures|errors)="\\d+"', r'\\1="0"', text)
             open(arg, "w").write(text)
 atexit.register(_rewrite)
-'''
+"""
+)
 
 
 def test_cheat_an_exit_handler_rewriting_the_results_file(instructor, learner, tmp_path):
@@ -138,7 +155,12 @@ def test_cheat_a_compiled_module_beside_the_spec(instructor, learner, tmp_path):
     assert kata["status"] == "failing" and kata["score"] == 0 and kata["passed"] > 0
     changes = kata["report"]["manifest"]["changes"]
     assert changes == [
-        {"path": "katas/01_event_loop/httpx.pyc", "change": "added", "katas": ["01_event_loop"], "counted": False}
+        {
+            "path": "katas/01_event_loop/httpx.pyc",
+            "change": "added",
+            "katas": ["01_event_loop"],
+            "counted": False,
+        }
     ]
     # Graded in place (the learner's own CI), the same file scores the kata 0 as tampering.
     solve(learner, "01_event_loop", instructor)
@@ -172,10 +194,10 @@ def test_cheat_a_packaging_change_that_loads_a_learner_file_as_a_plugin(instruct
 
 
 PYTEST_EXIT_AFTER_ONE_RULE = STUB_WITH_EL1.replace(
-    '''    # TODO: start every request, then wait for all of them together.
-    raise NotImplementedError("serve_concurrently")''',
-    '''    import pytest
-    pytest.exit("that will do", returncode=0)''',
+    """    # TODO: start every request, then wait for all of them together.
+    raise NotImplementedError("serve_concurrently")""",
+    """    import pytest
+    pytest.exit("that will do", returncode=0)""",
 )
 
 
@@ -190,10 +212,10 @@ def test_cheat_pytest_exit_with_returncode_zero_after_one_rule(instructor, learn
 
 
 OS_EXIT = STUB_WITH_EL1.replace(
-    '''    # TODO: start every request, then wait for all of them together.
-    raise NotImplementedError("serve_concurrently")''',
-    '''    import os
-    os._exit(0)''',
+    """    # TODO: start every request, then wait for all of them together.
+    raise NotImplementedError("serve_concurrently")""",
+    """    import os
+    os._exit(0)""",
 )
 
 
@@ -205,7 +227,9 @@ def test_cheat_a_hard_exit_with_code_zero(instructor, learner, tmp_path):
     assert "os._exit" in reviewed(kata)
 
 
-WRITES_TO_THE_RESULT_PIPE = STUB_WITH_EL1 + '''
+WRITES_TO_THE_RESULT_PIPE = (
+    STUB_WITH_EL1
+    + """
 import json, os, stat
 _forged = b"".join(
     (json.dumps(m) + "\\n").encode()
@@ -218,7 +242,8 @@ for _fd in range(3, 64):
             os.write(_fd, _forged)
     except OSError:
         pass
-'''
+"""
+)
 
 
 def test_cheat_writing_forged_results_into_the_graders_pipe(instructor, learner, tmp_path):

@@ -36,7 +36,9 @@ def load_yaml(text: str):
 
 @pytest.fixture(scope="module")
 def instructor(tmp_path_factory):
-    return instructor_course(tmp_path_factory.mktemp("course") / "course", ("01_event_loop", "02_thread_pool"))
+    return instructor_course(
+        tmp_path_factory.mktemp("course") / "course", ("01_event_loop", "02_thread_pool")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +80,15 @@ def test_the_classroom_workflow_installs_once_and_has_one_test_per_kata(student)
     assert len(installs) == 1
     grades = [s for s in steps if s.get("run", "").startswith("kata grade")]
     assert len(grades) == 1 and f"--expect-manifest {student['digest']}" in grades[0]["run"]
-    graders = [s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-command-grader@")]
+    graders = [
+        s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-command-grader@")
+    ]
     assert [s["with"]["test-name"][:2] for s in graders] == ["01", "02"]
     assert all(s["with"]["max-score"] == 10 for s in graders)
     assert all(s["with"]["command"].startswith("python -m kata_tools.grading.check ") for s in graders)
-    reporter = next(s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-grading-reporter@"))
+    reporter = next(
+        s for s in steps if s.get("uses", "").startswith("classroom-resources/autograding-grading-reporter@")
+    )
     assert reporter["with"]["runners"] == ",".join(s["id"] for s in graders)
     assert set(reporter["env"]) == {f"{s['id'].upper()}_RESULTS" for s in graders}
     check_majors(steps)

@@ -19,7 +19,7 @@ from kata_tools.grading import reports
 
 pytestmark = pytest.mark.timeout(300)
 
-HOSTILE = '''
+HOSTILE = """
 import sys
 sys.stdout.write("x" * 10_000_000 + "\\n")
 sys.stdout.flush()
@@ -31,7 +31,7 @@ async def serve_one_at_a_time(handler, request_ids):
     raise ValueError("<img src=x onerror=alert(1)>\\x00\\x1b[31m")
 
 serve_concurrently = serve_one_at_a_time
-'''
+"""
 
 
 def test_hostile_learner_text_gives_bounded_valid_reports(tmp_path, monkeypatch):
@@ -61,7 +61,12 @@ def test_hostile_learner_text_gives_bounded_valid_reports(tmp_path, monkeypatch)
     assert "<script>" not in summary and "<img" not in summary and "\x1b" not in summary
     assert "&lt;img" in summary
     script = reports.md("<script>alert(1)</script> | **bold** [a](http://x)")
-    assert "<" not in script and "&lt;script&gt;" in script and "\\*\\*bold\\*\\*" in script and "\\[a\\]" in script
+    assert (
+        "<" not in script
+        and "&lt;script&gt;" in script
+        and "\\*\\*bold\\*\\*" in script
+        and "\\[a\\]" in script
+    )
     ET.parse(out / "junit.xml")  # well-formed despite NULs, escapes and surrogates
     assert [c["path"] for c in loaded["manifest"]["changes"]] == ["katas/01_event_loop/bad\ufffd<b>.py"]
     assert "bad\ufffd&lt;b&gt;\\.py" in summary
@@ -85,16 +90,31 @@ def synthetic(kata="09_capstone", passed=("CP3",), students_message="boom") -> d
     rules = grading.rule_entries([catalog.rules()[r] for r in decl.rules], tests)
     solved = len(passed) == len(decl.rules)
     kata_entry = {
-        "kata": kata, "number": kata[:2], "title": "t", "status": "solved" if solved else "failing",
-        "score": 10.0 if solved else 0.0, "max_score": 10.0, "passed": len(passed), "total": len(tests),
-        "seconds": 1.0, "exit_code": 0 if solved else 1, "message": "", "rules": rules, "tests": tests,
+        "kata": kata,
+        "number": kata[:2],
+        "title": "t",
+        "status": "solved" if solved else "failing",
+        "score": 10.0 if solved else 0.0,
+        "max_score": 10.0,
+        "passed": len(passed),
+        "total": len(tests),
+        "seconds": 1.0,
+        "exit_code": 0 if solved else 1,
+        "message": "",
+        "rules": rules,
+        "tests": tests,
     }
     return {
-        "schema": grading.SCHEMA, "created": "2026-01-01T00:00:00+00:00",
-        "score": kata_entry["score"], "max_score": 10.0, "percent": 100.0 if solved else 0.0,
-        "scoring": "all-or-nothing", "graded_from": None,
+        "schema": grading.SCHEMA,
+        "created": "2026-01-01T00:00:00+00:00",
+        "score": kata_entry["score"],
+        "max_score": 10.0,
+        "percent": 100.0 if solved else 0.0,
+        "scoring": "all-or-nothing",
+        "graded_from": None,
         "manifest": {"digest": "0" * 16, "changes": [], "changes_left_out": 0},
-        "review": [], "katas": [kata_entry],
+        "review": [],
+        "katas": [kata_entry],
     }
 
 
@@ -117,25 +137,55 @@ def test_the_capstone_counts_its_own_declared_rules():
 
 def test_gradescope_results_follow_the_documented_format():
     data = reports.gradescope(synthetic())
-    assert set(data) <= {"score", "execution_time", "output", "output_format", "visibility",
-                         "stdout_visibility", "extra_data", "tests", "leaderboard"}
+    assert set(data) <= {
+        "score",
+        "execution_time",
+        "output",
+        "output_format",
+        "visibility",
+        "stdout_visibility",
+        "extra_data",
+        "tests",
+        "leaderboard",
+    }
     for test in data["tests"]:
-        assert set(test) <= {"score", "max_score", "status", "name", "name_format", "number",
-                             "output", "output_format", "tags", "visibility", "extra_data"}
-        assert test["status"] in ("passed", "failed") and test["visibility"] in ("visible", "hidden",
-                                                                                  "after_due_date", "after_published")
+        assert set(test) <= {
+            "score",
+            "max_score",
+            "status",
+            "name",
+            "name_format",
+            "number",
+            "output",
+            "output_format",
+            "tags",
+            "visibility",
+            "extra_data",
+        }
+        assert test["status"] in ("passed", "failed") and test["visibility"] in (
+            "visible",
+            "hidden",
+            "after_due_date",
+            "after_published",
+        )
         assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
 
 
 def test_a_summary_of_many_changes_stays_under_githubs_limit():
     report = synthetic()
     report["manifest"]["changes"] = [
-        {"path": f"katas/09_capstone/{'<b>' * 50}{n}.py", "change": "added", "katas": ["09_capstone"], "counted": True}
+        {
+            "path": f"katas/09_capstone/{'<b>' * 50}{n}.py",
+            "change": "added",
+            "katas": ["09_capstone"],
+            "counted": True,
+        }
         for n in range(grading.CHANGES_CAP)
     ]
     report["manifest"]["changes_left_out"] = 10**6
     report["review"] = [
-        {"file": "katas/x.py", "line": n, "what": "atexit", "why": "", "text": "x" * 10_000} for n in range(5000)
+        {"file": "katas/x.py", "line": n, "what": "atexit", "why": "", "text": "x" * 10_000}
+        for n in range(5000)
     ]
     report["katas"][0]["tests"] *= 2000
     text = reports.markdown(report)
@@ -169,14 +219,24 @@ def test_the_grading_catalog_has_both_languages_and_every_key_it_is_asked_for():
     messages = i18n.tool("grading")
     assert messages.problems() == []
     used = set()
-    for path in [*(catalog.ROOT / "kata_tools/grading").glob("*.py"), catalog.ROOT / "kata_tools/release.py",
-                 catalog.ROOT / "kata_tools/class_report.py", catalog.ROOT / "kata_tools/pytest_plugin.py"]:
+    for path in [
+        *(catalog.ROOT / "kata_tools/grading").glob("*.py"),
+        catalog.ROOT / "kata_tools/release.py",
+        catalog.ROOT / "kata_tools/class_report.py",
+        catalog.ROOT / "kata_tools/pytest_plugin.py",
+    ]:
         text = path.read_text()
-        used |= set(re.findall(r'''(?:(?<![\w.])(?:_msg|T|t)|tool\("grading"\))\(\s*"([a-z][a-z-]+)"''', text))
+        used |= set(
+            re.findall(r'''(?:(?<![\w.])(?:_msg|T|t)|tool\("grading"\))\(\s*"([a-z][a-z-]+)"''', text)
+        )
         used |= set(re.findall(r'''T\.text\("([a-z-]+)"''', text))
-    from kata_tools.grading import verdict
 
-    used |= set(re.findall(r'verdict\(\w+, "[^"]+", "([a-z-]+)"\)', (catalog.ROOT / "kata_tools/grading/verdict.py").read_text()))
+    used |= set(
+        re.findall(
+            r'verdict\(\w+, "[^"]+", "([a-z-]+)"\)',
+            (catalog.ROOT / "kata_tools/grading/verdict.py").read_text(),
+        )
+    )
     assert used and used <= set(messages.entries), sorted(used - set(messages.entries))
     assert {"timed-out", "results-disagree", "ended-early", "no-session-end", "release-no-solutions"} <= used
 
@@ -198,8 +258,13 @@ def test_grading_manifest_and_release_import_no_circle():
                 deps |= {a.name for a in node.names if a.name.startswith("kata_tools")}
         modules[name] = deps
     graph = {m: {d for d in deps if d in modules and d != m} for m, deps in modules.items()}
-    mine = [m for m in graph if m.startswith(("kata_tools.grading", "kata_tools.manifest", "kata_tools.release",
-                                               "kata_tools.class_report"))]
+    mine = [
+        m
+        for m in graph
+        if m.startswith(
+            ("kata_tools.grading", "kata_tools.manifest", "kata_tools.release", "kata_tools.class_report")
+        )
+    ]
 
     def reaches(start, goal, seen=()):
         return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph[start])
@@ -207,6 +272,9 @@ def test_grading_manifest_and_release_import_no_circle():
     circles = [m for m in mine if reaches(m, m)]
     assert circles == [], circles
     assert "kata_tools.grading" not in graph["kata_tools.manifest"]
-    sizes = {m: len((base / (m.removeprefix("kata_tools.").replace(".", "/") + ".py")).read_text().splitlines())
-             for m in mine if m != "kata_tools.grading"}
+    sizes = {
+        m: len((base / (m.removeprefix("kata_tools.").replace(".", "/") + ".py")).read_text().splitlines())
+        for m in mine
+        if m != "kata_tools.grading"
+    }
     assert max(sizes.values()) <= 400, sizes

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, progress
-
 from conftest import solution_copy_with
+from kata_tools import catalog, progress
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -52,10 +51,23 @@ def timed_run(tmp_path, kata, source, *args):
     report = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
     env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
     env.update(KATA_NO_PROGRESS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
-    cmd = [sys.executable, "-m", "pytest", kata.path.relative_to(catalog.ROOT).as_posix(), "-q",
-           "-p", "no:randomly", "--kata-source", str(source), "--kata-report", str(report), *args]
-    proc = subprocess.run(cmd, cwd=catalog.ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        kata.path.relative_to(catalog.ROOT).as_posix(),
+        "-q",
+        "-p",
+        "no:randomly",
+        "--kata-source",
+        str(source),
+        "--kata-report",
+        str(report),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=catalog.ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     ended = time.time()
     data = json.loads(report.read_text()) if report.exists() else {"specs": [], "created": ended}
     specs = {r["nodeid"]: r for r in data["specs"]}
@@ -113,9 +125,7 @@ def test_stuck_async_endpoint_fails_its_spec_by_timeout_naming_the_line(tmp_path
 
 
 def test_a_lingering_non_daemon_thread_is_named_and_the_run_ends(tmp_path):
-    linger = (
-        "import threading, time\n\n\ndef _keep_polling():\n    time.sleep(600)\n\n\n"
-    )
+    linger = "import threading, time\n\n\ndef _keep_polling():\n    time.sleep(600)\n\n\n"
 
     def edit(text):
         text = text.replace("import asyncio\n", "import asyncio\n" + linger, 1)
@@ -170,8 +180,13 @@ def test_a_def_endpoint_still_sleeping_does_not_keep_the_run_alive(tmp_path):
 
     source = source_with(tmp_path, K02, edit)
     run = timed_run(
-        tmp_path, K02, source, "-k",
-        "a_def_endpoint_runs_its_blocking_call or thread_limit_reads_forty", "-o", "timeout=6",
+        tmp_path,
+        K02,
+        source,
+        "-k",
+        "a_def_endpoint_runs_its_blocking_call or thread_limit_reads_forty",
+        "-o",
+        "timeout=6",
     )
     specs = by_name(run)
     stuck = specs["test_a_def_endpoint_runs_its_blocking_call_on_a_worker_thread"]
@@ -207,7 +222,10 @@ def test_a_coroutine_never_awaited_fails_its_own_spec_in_one_message(tmp_path):
         if "was called without await at" in r["message"]:
             assert f"event_loop.py:{line}" in r["message"], r["message"]
         assert len(r["message"].splitlines()) <= 4
-    assert by_name(run)["test_one_at_a_time_starts_each_request_after_the_previous_finished"]["outcome"] == "passed"
+    assert (
+        by_name(run)["test_one_at_a_time_starts_each_request_after_the_previous_finished"]["outcome"]
+        == "passed"
+    )
     assert_healthy_end(run, source)
 
 
@@ -322,11 +340,24 @@ def test_one_ctrl_c_stops_learner_code_stuck_in_every_task_and_says_so_in_one_li
     source = source_with(tmp_path, K02, lambda t: t.replace(ASYNC_ENDPOINT, ASYNC_ENDPOINT + body, 1))
     env = {k: v for k, v in os.environ.items() if k not in ("KATA_SOLUTIONS", "KATA_SOURCE")}
     env.update(KATA_NO_PROGRESS="1", PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", K02.path.relative_to(catalog.ROOT).as_posix(), "-q",
-           "--kata-source", str(source), "-k", "async_endpoint_runs_on_the_event_loop",
-           "-o", "timeout=120", "-p", "no:randomly"]
-    proc = subprocess.Popen(cmd, cwd=catalog.ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        K02.path.relative_to(catalog.ROOT).as_posix(),
+        "-q",
+        "--kata-source",
+        str(source),
+        "-k",
+        "async_endpoint_runs_on_the_event_loop",
+        "-o",
+        "timeout=120",
+        "-p",
+        "no:randomly",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=catalog.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _cpu_loop_running(proc.pid):
@@ -367,7 +398,11 @@ def test_two_hundred_leaked_connections_fail_their_spec_and_the_run_still_ends(t
     )
 
     def edit(text):
-        text = text.replace("def run_query(engine: Engine, sql: str) -> Any:", leak + "def run_query(engine: Engine, sql: str) -> Any:", 1)
+        text = text.replace(
+            "def run_query(engine: Engine, sql: str) -> Any:",
+            leak + "def run_query(engine: Engine, sql: str) -> Any:",
+            1,
+        )
         return text.replace(
             "    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
             "    _leak(engine)\n    with engine.connect() as connection:\n        return connection.execute(text(sql)).scalar()",
@@ -375,8 +410,13 @@ def test_two_hundred_leaked_connections_fail_their_spec_and_the_run_still_ends(t
         )
 
     source = source_with(tmp_path, k04, edit)
-    run = timed_run(tmp_path, k04, source, "-k",
-                    "twenty_requests_in_a_row_are_served or make_engine_without_options_keeps")
+    run = timed_run(
+        tmp_path,
+        k04,
+        source,
+        "-k",
+        "twenty_requests_in_a_row_are_served or make_engine_without_options_keeps",
+    )
     specs = by_name(run)
     leaky = specs.get("test_twenty_requests_in_a_row_are_served_by_one_server_connection")
     if leaky is None or "database: unavailable" in run.output:

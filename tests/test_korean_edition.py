@@ -88,21 +88,30 @@ def test_every_rule_title_text_note_and_hint_exists_in_both_languages(kata):
 
 
 def test_every_doc_and_the_root_readme_have_a_korean_twin_linked_from_the_top():
-    docs = [catalog.ROOT / "README.md"] + sorted(
-        p for p in (catalog.ROOT / "docs").glob("*.md") if not p.name.endswith(".ko.md")
-        and p.name != "glossary.md"  # one page in both languages
-    )
+    docs = [
+        catalog.ROOT / "README.md",
+        *sorted(
+            p
+            for p in (catalog.ROOT / "docs").glob("*.md")
+            if not p.name.endswith(".ko.md") and p.name != "glossary.md"  # one page in both languages
+        ),
+    ]
     for english in docs:
         korean = english.with_name(english.stem + ".ko.md")
         rel = english.relative_to(catalog.ROOT).as_posix()
         assert korean.is_file(), f"{rel} has no Korean twin {korean.name}"
-        assert korean.name in english.read_text(encoding="utf-8")[:400], f"{rel} does not link {korean.name} at its top"
-        assert english.name in korean.read_text(encoding="utf-8")[:400], f"{korean.name} does not link {english.name} at its top"
+        assert korean.name in english.read_text(encoding="utf-8")[:400], (
+            f"{rel} does not link {korean.name} at its top"
+        )
+        assert english.name in korean.read_text(encoding="utf-8")[:400], (
+            f"{korean.name} does not link {english.name} at its top"
+        )
 
 
 def test_the_glossary_gives_every_term_in_english_and_korean_with_a_meaning():
     rows = [
-        line for line in (catalog.ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines()
+        line
+        for line in (catalog.ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines()
         if line.startswith("| ") and not line.startswith("| ---") and not line.startswith("| English")
     ]
     assert len(rows) >= 30

@@ -43,9 +43,24 @@ def lab_run(tmp_path_factory, inner_env):
     """One lab run over every mode, on the session's PostgreSQL: exit code, output, files."""
     tmp = tmp_path_factory.mktemp("lab")
     proc = subprocess.run(
-        [sys.executable, "-m", "kata_tools.lab", "-n", str(N), "-t", str(T),
-         "-o", str(tmp / "timeline.svg"), "--json", str(tmp / "lab.json")],
-        cwd=tmp, env=lab_env(inner_env), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.lab",
+            "-n",
+            str(N),
+            "-t",
+            str(T),
+            "-o",
+            str(tmp / "timeline.svg"),
+            "--json",
+            str(tmp / "lab.json"),
+        ],
+        cwd=tmp,
+        env=lab_env(inner_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc, tmp
 
@@ -99,8 +114,8 @@ def test_the_svg_is_well_formed_with_a_panel_per_mode_and_a_lane_per_request(lab
     assert [p.get("data-mode") for p in panels] == list(MODES)
     for panel in panels:
         lanes = panel.findall(f"{SVG}g[@class='lane']")
-        assert sorted(int(l.get("data-request")) for l in lanes) == list(range(N))
-        assert all(l.findall(f"{SVG}rect[@class='query']") for l in lanes)
+        assert sorted(int(lane.get("data-request")) for lane in lanes) == list(range(N))
+        assert all(lane.findall(f"{SVG}rect[@class='query']") for lane in lanes)
         assert len(panel.findall(f"{SVG}line[@class='predicted']")) == 1
         assert len(panel.findall(f"{SVG}rect[@class='server-cost']")) == 1
 
@@ -192,17 +207,33 @@ def _wait_until(predicate, seconds: float) -> bool:
 def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
     """With its own embedded PostgreSQL (no database URL), interrupted while a mode runs."""
     lab = subprocess.Popen(
-        [sys.executable, "-m", "kata_tools.lab", "-n", "10", "-t", "0.5", "--modes", "one-at-a-time",
-         "-o", str(tmp_path / "t.svg")],
-        cwd=tmp_path, env=lab_env({}), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "kata_tools.lab",
+            "-n",
+            "10",
+            "-t",
+            "0.5",
+            "--modes",
+            "one-at-a-time",
+            "-o",
+            str(tmp_path / "t.svg"),
+        ],
+        cwd=tmp_path,
+        env=lab_env({}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in lab.stderr], daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line) for line in lab.stderr], daemon=True).start()
     said = []
     try:
         deadline = time.monotonic() + 90
-        while not any("requests at once" in l for l in said):
+        while not any("requests at once" in line for line in said):
             said.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
         server_pid = int(re.search(r"server: .*\(pid (\d+)\)", "".join(said)).group(1))
         pgdata = re.search(r"database: .* in (\S+)", "".join(said)).group(1)
@@ -242,8 +273,8 @@ def test_an_interrupted_lab_leaves_no_server_or_database_behind(how, tmp_path):
 
 
 def _result(mode: str, measured: float, server_cost: float, others: float | None, n: int = 10):
-    from kata_tools.lab.results import Lane, Machine, ModeResult
     from kata_tools.lab.modes import Settings
+    from kata_tools.lab.results import Lane, Machine, ModeResult
 
     s = Settings(n, 0.1, None, 40)
     lanes = [Lane(i, 0.0, measured, 0.0, 0.0, measured - 0.001) for i in range(n)]

@@ -4,9 +4,8 @@ import re
 
 import pytest
 
-from kata_tools import catalog
-
 from conftest import run_specs, solution_copy_with
+from kata_tools import catalog
 
 # These tests share session fixtures that run every kata in inner pytest processes (minutes on
 # a busy machine); each inner spec still has its own timeout.
@@ -52,8 +51,9 @@ def assert_kata_failed_and_other_passed(run, message_part, once=False):
 def test_a_syntax_error_names_the_file_and_line_and_other_katas_still_run(tmp_path):
     run = run_broken(tmp_path, lambda text: text.replace("results = []", "results = [", 1))
     line = next(
-        i for i, l in enumerate((tmp_path / "src" / KATA.name / "event_loop.py").read_text().splitlines(), 1)
-        if l.strip() == "results = ["
+        i
+        for i, text in enumerate((tmp_path / "src" / KATA.name / "event_loop.py").read_text().splitlines(), 1)
+        if text.strip() == "results = ["
     )
     assert_kata_failed_and_other_passed(run, f"event_loop.py:{line}: SyntaxError", once=True)
 
@@ -86,7 +86,9 @@ def test_a_missing_learner_file_says_how_to_restore_it(tmp_path):
 
 
 def test_a_missing_function_is_named_in_plain_words(tmp_path):
-    run = run_broken(tmp_path, lambda text: text.replace("async def serve_concurrently", "async def serve_renamed"))
+    run = run_broken(
+        tmp_path, lambda text: text.replace("async def serve_concurrently", "async def serve_renamed")
+    )
     failed = {r["name"]: r["message"] for r in run.failed(KATA.name)}
     assert failed and all("defines no 'serve_concurrently'" in m for m in failed.values()), failed
     assert all(r["outcome"] == "passed" for r in run.specs.values() if r["kata"] == OTHER.name)

@@ -15,10 +15,9 @@ import types
 
 import pytest
 
+from conftest import run_specs, solution_copy_with
 from kata_tools import catalog, i18n
 from kata_tools.plugin import failures
-
-from conftest import run_specs, solution_copy_with
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -90,10 +89,11 @@ def test_lang_ko_gives_the_plugin_messages_in_korean(tmp_path):
     learner = source / kata.name / "event_loop.py"
     learner.write_text(learner.read_text() + "\nraise RuntimeError('boom')\n")
     path = kata.path.relative_to(catalog.ROOT).as_posix()
-    run = run_specs([path], tmp_path, "--kata-source", str(source), "--lang", "ko",
-                    "-k", "one_at_a_time")
+    run = run_specs([path], tmp_path, "--kata-source", str(source), "--lang", "ko", "-k", "one_at_a_time")
     messages = [r["message"] for r in run.specs.values()]
-    assert messages and all("파일을 import하다가 오류가 발생했다: RuntimeError: boom" in m for m in messages), messages
+    assert messages and all(
+        "파일을 import하다가 오류가 발생했다: RuntimeError: boom" in m for m in messages
+    ), messages
     assert all("규칙: EL1" in m for m in messages), messages
     assert "importing the file" not in run.output
 

@@ -33,9 +33,7 @@ def test_rule_and_kata_statuses():
     assert results.kata_status([{"outcome": "weird"}]) == results.FAILING  # unknown: an error
     summary = results.summarize([rec("passed", "A"), rec("failed", "B")], ["A", "B", "C"])
     assert summary.rules == {"A": "passed", "B": "failing", "C": "not run"}
-    assert (summary.status, summary.passed, summary.total, len(summary.failures)) == (
-        "failing", 1, 2, 1
-    )
+    assert (summary.status, summary.passed, summary.total, len(summary.failures)) == ("failing", 1, 2, 1)
 
 
 def test_doc_is_a_string_whether_the_plugin_wrote_a_list_or_not():

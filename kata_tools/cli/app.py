@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -54,7 +53,7 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def _choose_lang(value: Optional[str]) -> Optional[str]:
+def _choose_lang(value: str | None) -> str | None:
     if value is not None:
         if i18n.normalize(value) is None:
             raise typer.BadParameter(say("lang-unknown", lang=value, langs=", ".join(i18n.LANGS)))
@@ -65,8 +64,12 @@ def _choose_lang(value: Optional[str]) -> Optional[str]:
 @app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
-    lang: Optional[str] = typer.Option(
-        None, "--lang", metavar="ko|en", callback=_choose_lang, is_eager=True,
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        metavar="ko|en",
+        callback=_choose_lang,
+        is_eager=True,
         help="language of the output, for this command only (`kata lang ko` remembers it)",
     ),
     show_version: bool = typer.Option(
@@ -109,11 +112,7 @@ def find_root(start: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root_dir = find_root(Path.cwd().resolve())
-    if (
-        root_dir is not None
-        and root_dir != catalog.ROOT.resolve()
-        and not os.environ.get("KATA_ROOT_CHOSEN")
-    ):
+    if root_dir is not None and root_dir != catalog.ROOT.resolve() and not os.environ.get("KATA_ROOT_CHOSEN"):
         # Run inside another copy of the course (a fresh clone, a temp copy): use that copy's
         # own kata_tools, not the one this command was installed from.
         env = dict(os.environ, KATA_ROOT_CHOSEN="1")

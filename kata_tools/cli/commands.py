@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -71,9 +69,7 @@ def list_katas() -> None:
             label += " *"
             stale = True
         specs = f"{s.passed}/{s.total}" if s.total else "-"
-        table.add_row(
-            kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules)
-        )
+        table.add_row(kata.number, kata.title, Text(label, style=style), specs, rule_line(kata, s.rules))
     for name in missing:
         table.add_row(
             name[:2],
@@ -130,7 +126,7 @@ def next_kata(
 
 
 def hint(
-    kata: Optional[str] = typer.Argument(
+    kata: str | None = typer.Argument(
         None, metavar="[NN]", help="kata number, e.g. 01 (default: the current kata)"
     ),
     all_: bool = typer.Option(False, "--all", help="show again every hint seen so far"),
@@ -174,7 +170,7 @@ def hint(
 
 
 def lang(
-    choice: Optional[str] = typer.Argument(None, metavar="[ko|en]", help="the language to keep"),
+    choice: str | None = typer.Argument(None, metavar="[ko|en]", help="the language to keep"),
 ) -> None:
     """Show or set the language of the course (remembered in .kata/lang)."""
     if choice is None:

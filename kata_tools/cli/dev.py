@@ -1,13 +1,11 @@
 """`kata dev`: the contributor's commands (the work is done in kata_tools/dev/).
 
-    kata dev new NN_name     scaffold a kata: every file it needs, each with a TODO
-    kata dev check [NN]...   what the self-tests prove, for these katas (default: all)
-    kata dev sync            rewrite every generated file (README blocks, manifest, Classroom)
+kata dev new NN_name     scaffold a kata: every file it needs, each with a TODO
+kata dev check [NN]...   what the self-tests prove, for these katas (default: all)
+kata dev sync            rewrite every generated file (README blocks, manifest, Classroom)
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import typer
 
@@ -37,16 +35,14 @@ def new(name: str = typer.Argument(..., metavar="NN_name", help="e.g. 10_retries
 
 @app.command("check")
 def check(
-    katas: Optional[list[str]] = typer.Argument(None, metavar="[NN]...", help="default: all"),
+    katas: list[str] | None = typer.Argument(None, metavar="[NN]...", help="default: all"),
     quick: bool = typer.Option(False, "--quick", help="only the checks that run no spec"),
 ) -> None:
     """Run, for these katas, exactly what the self-tests prove; one line per problem."""
     from kata_tools.dev import check as checker
 
     chosen = [catalog.find_kata(k) for k in katas] if katas else catalog.katas()
-    problems = checker.check(
-        chosen, run_specs=not quick, report=lambda key, **f: line(key, style="dim", **f)
-    )
+    problems = checker.check(chosen, run_specs=not quick, report=lambda key, **f: line(key, style="dim", **f))
     for problem in problems:
         out.print(problem, soft_wrap=True, markup=False)
     line("dev-summary", problems=len(problems), katas=len(chosen))

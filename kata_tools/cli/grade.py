@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -36,21 +35,21 @@ def kata_names(keys: list[str], names: list[str]) -> list[str]:
 
 
 def grade(
-    katas: Optional[list[str]] = typer.Argument(
+    katas: list[str] | None = typer.Argument(
         None, metavar="[NN]...", help="grade only these katas (default: all)"
     ),
     out_dir: Path = typer.Option(
         Path("grade-report"), "--out", "-o", help="folder for report.json, summary.md, junit.xml"
     ),
-    source: Optional[Path] = typer.Option(
+    source: Path | None = typer.Option(
         None,
         "--from",
         help="grade the learner files of this course checkout with this tree's pristine specs",
     ),
-    gradescope: Optional[Path] = typer.Option(
+    gradescope: Path | None = typer.Option(
         None, "--gradescope", help="also write Gradescope's results.json here"
     ),
-    expect_manifest: Optional[str] = typer.Option(
+    expect_manifest: str | None = typer.Option(
         None,
         "--expect-manifest",
         envvar="KATA_MANIFEST_DIGEST",
@@ -103,7 +102,9 @@ def grade(
     if report.get("review"):
         from kata_tools import i18n
 
-        out.print(Text(i18n.tool("grading")("cli-review", count=len(report["review"]), out=out_dir), style="yellow"))
+        out.print(
+            Text(i18n.tool("grading")("cli-review", count=len(report["review"]), out=out_dir), style="yellow")
+        )
     counted = [c for c in report["manifest"]["changes"] if c["counted"]]
     shown = [c for c in report["manifest"]["changes"] if not c["counted"]]
     if counted:

@@ -48,9 +48,7 @@ def reset(
         if not typer.confirm(say("reset-confirm", files=names), default=False):
             line("nothing-changed")
             raise typer.Exit(1)
-    backup = (
-        catalog.ROOT / progress.STATE_DIR / "backup" / target.name / time.strftime("%Y%m%d-%H%M%S")
-    )
+    backup = catalog.ROOT / progress.STATE_DIR / "backup" / target.name / time.strftime("%Y%m%d-%H%M%S")
     for rel, path, text, origin in todo:
         if path.is_file():
             (backup / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -84,10 +83,10 @@ class Session:
 
 
 def watch(
-    kata: Optional[str] = typer.Argument(
+    kata: str | None = typer.Argument(
         None, metavar="[NN]", help="kata number (default: the current kata, the first unsolved)"
     ),
-    pytest_args: Optional[list[str]] = typer.Argument(
+    pytest_args: list[str] | None = typer.Argument(
         None, metavar="[-- PYTEST ARGS]", help="passed to pytest, after --, e.g. -- --lf -x"
     ),
     poll: bool = typer.Option(
@@ -95,9 +94,7 @@ def watch(
         "--poll",
         help="poll for changes (WSL, network or container mounts where events do not arrive)",
     ),
-    once: bool = typer.Option(
-        False, "--once", help="run the specs once, show the first failure and stop"
-    ),
+    once: bool = typer.Option(False, "--once", help="run the specs once, show the first failure and stop"),
 ) -> None:
     """Re-run a kata's specs each time you save one of its files."""
     extra = list(pytest_args or [])

@@ -326,7 +326,9 @@ def variant_problems(variant: catalog.Variant, run: runner.Run) -> list[str]:
     if variant.expect == "pass" and failed:
         return [f"{where} is rejected: {_describe(failed)}"]
     if variant.expect == "fail" and not any(variant.rule in results.rules_of(r) for r in failed):
-        return [f"{where} is not rejected by a spec of {variant.rule}; failing: {_describe(failed) or 'none'}"]
+        return [
+            f"{where} is not rejected by a spec of {variant.rule}; failing: {_describe(failed) or 'none'}"
+        ]
     return []
 
 

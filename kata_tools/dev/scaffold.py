@@ -57,7 +57,9 @@ def files_for(name: str, rule: str) -> dict[str, str]:
     title = topic.replace("_", " ").capitalize()
     module = f"{topic}.py"
     diff_en, diff_ko, beyond = _closing(int(number))
-    marker = "<!-- generated: {0} (from {1}; `python -m kata_tools.readme --write`) -->\n<!-- end generated -->"
+    marker = (
+        "<!-- generated: {0} (from {1}; `python -m kata_tools.readme --write`) -->\n<!-- end generated -->"
+    )
     rules_block = marker.format("rules", "katas/rules.toml")
     hints_block = marker.format("hints", "kata.toml")
     s = readme.SECTIONS

@@ -32,7 +32,7 @@ def stale(root: Path) -> list[str]:
         try:
             if stale_manifest(root):
                 out.append(manifest.MANIFEST_FILE)
-        except Exception:  # noqa: BLE001 - an unreadable manifest is stale too
+        except Exception:  # an unreadable manifest is stale too
             out.append(manifest.MANIFEST_FILE)
     return out
 

@@ -56,6 +56,7 @@ import datetime as _dt
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from kata_tools import catalog, i18n, manifest, results
 from kata_tools.grading import reports, review, sandbox, verdict
@@ -164,7 +165,7 @@ def grade(
     if expect_manifest and not digest.startswith(expect_manifest.strip().lower()):
         counted.append(manifest.Change(manifest.MANIFEST_FILE, "modified", tuple(all_katas)))
     shown = manifest.check(checkout, pristine) if source is not None else []
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"path": reports.clean(c.path, 500), "change": c.kind, "katas": list(c.katas), "counted": True}
         for c in counted
     ] + [
@@ -174,12 +175,18 @@ def grade(
 
     rules = _rules(root)
     kata_entries, outputs, review_lines = [], {}, []
-    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp_name:
+        tmp = Path(tmp_name)
         base = sandbox.make_tree(root, tmp / "course")
         for k in katas:
             entry, output, found = _grade_one(
-                k, root, base, checkout, tmp / "runs" / k, config, rules,
+                k,
+                root,
+                base,
+                checkout,
+                tmp / "runs" / k,
+                config,
+                rules,
                 [c for c in changes if c["counted"] and k in c["katas"]],
             )
             kata_entries.append(entry)
@@ -246,7 +253,9 @@ def _grade_one(kata, root, base, checkout, private, config, rules, changes):
     passed, total = v.passed, len(tests)
     if changes:
         status, score = "tampered", 0.0
-        message = _msg("tampered-files", changes="; ".join(f"{c['change']} {c['path']}" for c in changes[:20]))
+        message = _msg(
+            "tampered-files", changes="; ".join(f"{c['change']} {c['path']}" for c in changes[:20])
+        )
     elif v.status == "solved":
         status, score, message = "solved", float(points), ""
     else:
@@ -254,7 +263,11 @@ def _grade_one(kata, root, base, checkout, private, config, rules, changes):
         fields = dict(v.fields, limit=config.time_limit_of(kata))
         message = _msg(v.message, **fields) if v.message else ""
         counted_ok = v.status == "failing" and not v.message
-        score = round(points * passed / total, 2) if config.scoring == "proportional" and total and counted_ok else 0.0
+        score = (
+            round(points * passed / total, 2)
+            if config.scoring == "proportional" and total and counted_ok
+            else 0.0
+        )
     entry.update(
         status=status,
         score=float(score),

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if not str(report.get("schema", "")).startswith("kata-grade/"):
         print(f"{path}: not a kata grade report")
         return 1
-    line = f"{entry['number']} {entry['title']}: {entry['status']}, {entry['score']:g} / {entry['max_score']:g}"
+    line = (
+        f"{entry['number']} {entry['title']}: {entry['status']}, {entry['score']:g} / {entry['max_score']:g}"
+    )
     line += f" ({entry['passed']} / {entry['total']} specs)"
     print(line + (f"\n{entry['message']}" if entry.get("message") else ""))
     return 0 if entry["status"] == "solved" else 1

@@ -122,7 +122,7 @@ def workflow(root: Path, digest: str, course_repo: str | None = None, course_ref
             f"        uses: {COMMAND_GRADER}",
             "        with:",
             f"          test-name: {_q(name[:2] + ' ' + title)}",
-            "          setup-command: \"\"",
+            '          setup-command: ""',
             f"          command: python -m kata_tools.grading.check {report} {name}",
             "          timeout: 1",
             f"          max-score: {points:g}",
@@ -132,7 +132,7 @@ def workflow(root: Path, digest: str, course_repo: str | None = None, course_ref
         f"        uses: {REPORTER}",
         "        env:",
     ]
-    lines += [f"          {s.upper()}_RESULTS: \"${{{{steps.{s}.outputs.result}}}}\"" for s in ids]
+    lines += [f'          {s.upper()}_RESULTS: "${{{{steps.{s}.outputs.result}}}}"' for s in ids]
     lines += [
         "        with:",
         f"          runners: {','.join(ids)}",
@@ -147,7 +147,9 @@ def workflow(root: Path, digest: str, course_repo: str | None = None, course_ref
     return "\n".join(lines) + "\n"
 
 
-def write(root: Path, dest: Path, digest: str, course_repo: str | None = None, course_ref: str = "main") -> Path:
+def write(
+    root: Path, dest: Path, digest: str, course_repo: str | None = None, course_ref: str = "main"
+) -> Path:
     path = Path(dest) / WORKFLOW_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(workflow(root, digest, course_repo, course_ref), encoding="utf-8")
@@ -160,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from kata_tools import manifest
 
-    parser = argparse.ArgumentParser(prog="python -m kata_tools.grading.classroom", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kata_tools.grading.classroom", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--course-repo", default=None)
     parser.add_argument("--course-ref", default="main")
     args = parser.parse_args(argv)

@@ -123,7 +123,7 @@ def markdown(report: dict, lang: str | None = None) -> str:
         if more:
             lines.append(t("summary-more", count=more))
     notes = [k for k in report["katas"] if k["message"]]
-    firsts = {}
+    firsts: dict[str, tuple[dict, dict]] = {}  # kata -> (its entry, its first failed test)
     for k in report["katas"]:
         for test in k["tests"]:
             if test["status"] in ("failed", "error") and test["message"]:

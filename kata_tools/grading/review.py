@@ -16,16 +16,44 @@ import re
 
 PATTERNS = [
     ("kata_tools", r"\bkata_tools\b", "the grader's own package"),
-    ("_pytest", r"\b_pytest\b|\bpytest\s*\.\s*(exit|main|hookimpl|Config|Session|StashKey)\b|\bpluggy\b", "pytest's internals or hooks"),
+    (
+        "_pytest",
+        r"\b_pytest\b|\bpytest\s*\.\s*(exit|main|hookimpl|Config|Session|StashKey)\b|\bpluggy\b",
+        "pytest's internals or hooks",
+    ),
     ("atexit", r"\batexit\b", "an exit handler"),
     ("sys.modules", r"\bsys\s*\.\s*modules\b", "the module table"),
-    ("gc", r"\bimport\s+gc\b|\bgc\s*\.\s*get_(objects|referrers|referents)\b", "the garbage collector's object lists"),
-    ("frames", r"\binspect\s*\.\s*(currentframe|stack|getouterframes|getframeinfo)\b|\bsys\s*\.\s*_getframe\b|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b", "stack frames"),
+    (
+        "gc",
+        r"\bimport\s+gc\b|\bgc\s*\.\s*get_(objects|referrers|referents)\b",
+        "the garbage collector's object lists",
+    ),
+    (
+        "frames",
+        r"\binspect\s*\.\s*(currentframe|stack|getouterframes|getframeinfo)\b|\bsys\s*\.\s*_getframe\b|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b",
+        "stack frames",
+    ),
     ("ctypes", r"\bctypes\b|\bcffi\b", "raw memory access"),
-    ("os._exit", r"\bos\s*\.\s*_exit\b|\bos\s*\.\s*(kill|abort)\b|\bsignal\s*\.\s*(signal|alarm|setitimer)\b", "a hard exit or signal"),
-    ("fd", r"/proc/self|\bos\s*\.\s*(write|dup2?|close|fdopen|closerange)\b|KATA_GRADE_FD|junit", "raw file descriptors or result files"),
-    ("trace", r"\bsys\s*\.\s*(settrace|setprofile|addaudithook|excepthook)\b|\bbuiltins\b|__builtins__", "interpreter hooks"),
-    ("dynamic", r"\b__import__\b|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|\bimportlib\b", "code built at run time"),
+    (
+        "os._exit",
+        r"\bos\s*\.\s*_exit\b|\bos\s*\.\s*(kill|abort)\b|\bsignal\s*\.\s*(signal|alarm|setitimer)\b",
+        "a hard exit or signal",
+    ),
+    (
+        "fd",
+        r"/proc/self|\bos\s*\.\s*(write|dup2?|close|fdopen|closerange)\b|KATA_GRADE_FD|junit",
+        "raw file descriptors or result files",
+    ),
+    (
+        "trace",
+        r"\bsys\s*\.\s*(settrace|setprofile|addaudithook|excepthook)\b|\bbuiltins\b|__builtins__",
+        "interpreter hooks",
+    ),
+    (
+        "dynamic",
+        r"\b__import__\b|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|\bimportlib\b",
+        "code built at run time",
+    ),
 ]
 COMPILED = [(what, re.compile(rx), why) for what, rx, why in PATTERNS]
 MAX_PER_FILE = 20

@@ -160,7 +160,9 @@ class _Capped:
 
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output left out ...]\n" if self.dropped else ""
-        return (bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace"))
+        return (
+            bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace")
+        )
 
 
 def _drain(stream, sink: _Capped) -> None:
@@ -254,6 +256,7 @@ def run_kata(tree: Path, kata: str, time_limit: float, private: Path) -> KataRun
         )
     finally:
         os.close(write_end)
+    assert proc.stdout is not None  # stdout=subprocess.PIPE
     sink = _Capped(OUTPUT_HEAD, OUTPUT_TAIL)
     chunks: list[bytes] = []
     readers = [

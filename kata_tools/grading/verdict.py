@@ -39,8 +39,13 @@ def read_junit(path: Path | None) -> dict[tuple[str, str], str] | None:
     for case in root.iter("testcase"):
         tags = {child.tag for child in case}
         status = (
-            "error" if "error" in tags else "failed" if "failure" in tags
-            else "skipped" if "skipped" in tags else "passed"
+            "error"
+            if "error" in tags
+            else "failed"
+            if "failure" in tags
+            else "skipped"
+            if "skipped" in tags
+            else "passed"
         )
         key = (case.get("classname", ""), case.get("name", ""))
         if key not in out or rank[status] > rank[out[key]]:

@@ -58,8 +58,9 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check(clients, latency, pool_size, threads, modes, output, json_path, port, rows, loop, http,
-          scale) -> Options:
+def check(
+    clients, latency, pool_size, threads, modes, output, json_path, port, rows, loop, http, scale
+) -> Options:
     if clients <= 0:
         raise UsageError(MSG("bad-count", option="-n/--clients", value=clients))
     if not math.isfinite(latency) or latency < 0:
@@ -72,17 +73,25 @@ def check(clients, latency, pool_size, threads, modes, output, json_path, port, 
     names = list(MODES) if modes == "all" else [m.strip() for m in modes.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODES]
     if unknown or not names:
-        raise UsageError(MSG("bad-mode", modes=", ".join(map(repr, unknown)) or repr(modes),
-                             known=", ".join(MODES)))
+        raise UsageError(
+            MSG("bad-mode", modes=", ".join(map(repr, unknown)) or repr(modes), known=", ".join(MODES))
+        )
     for option, path in (("-o/--output", output), ("--json", json_path)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise UsageError(MSG("bad-folder", option=option, folder=Path(path).parent))
-    loop, http = resolve_engine(_choice("--loop", loop, ("auto", "asyncio", "uvloop")),
-                                _choice("--http", http, ("auto", "h11", "httptools")))
+    loop, http = resolve_engine(
+        _choice("--loop", loop, ("auto", "asyncio", "uvloop")),
+        _choice("--http", http, ("auto", "h11", "httptools")),
+    )
     return Options(
         settings=Settings(clients, latency, pool_size, threads),
         modes=list(dict.fromkeys(names)),
-        output=output, json=json_path, port=port, rows=rows, loop=loop, http=http,
+        output=output,
+        json=json_path,
+        port=port,
+        rows=rows,
+        loop=loop,
+        http=http,
         scale=_choice("--scale", scale, ("each", "shared")),
     )
 
@@ -98,10 +107,12 @@ def command(prog: str, run):
         latency: float = typer.Option(0.1, "-t", "--latency", metavar="T", help=MSG("help-latency")),
         pool_size: int = typer.Option(None, "--pool-size", metavar="P", help=MSG("help-pool")),
         threads: int = typer.Option(40, "--threads", metavar="K", help=MSG("help-threads")),
-        modes: str = typer.Option("all", "--modes", metavar="LIST",
-                                  help=MSG("help-modes", modes=", ".join(MODES))),
-        output: str = typer.Option("lab-timeline.svg", "-o", "--output", metavar="FILE",
-                                   help=MSG("help-output")),
+        modes: str = typer.Option(
+            "all", "--modes", metavar="LIST", help=MSG("help-modes", modes=", ".join(MODES))
+        ),
+        output: str = typer.Option(
+            "lab-timeline.svg", "-o", "--output", metavar="FILE", help=MSG("help-output")
+        ),
         json_path: str = typer.Option(None, "--json", metavar="FILE", help=MSG("help-json")),
         port: int = typer.Option(0, "--port", help=MSG("help-port")),
         rows: int = typer.Option(25, "--rows", help=MSG("help-rows")),
@@ -112,8 +123,9 @@ def command(prog: str, run):
     ) -> int:
         if lang:
             i18n.set_lang(lang)
-        options = check(clients, latency, pool_size, threads, modes, output, json_path, port,
-                        rows, loop, http, scale)
+        options = check(
+            clients, latency, pool_size, threads, modes, output, json_path, port, rows, loop, http, scale
+        )
         return run(options)
 
     cmd = typer.main.get_command(app)

@@ -73,9 +73,23 @@ def run_lab() -> None:
     DATA.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "kata_tools.lab", "-n", "100", "-t", "0.1", "--lang", "en",
-             "--json", str(DATA), "-o", str(Path(tmp) / "lab.svg")],
-            cwd=ROOT, check=True,
+            [
+                sys.executable,
+                "-m",
+                "kata_tools.lab",
+                "-n",
+                "100",
+                "-t",
+                "0.1",
+                "--lang",
+                "en",
+                "--json",
+                str(DATA),
+                "-o",
+                str(Path(tmp) / "lab.svg"),
+            ],
+            cwd=ROOT,
+            check=True,
         )
 
 

@@ -9,8 +9,12 @@ from kata_tools.lab.client import Timing
 from kata_tools.lab.modes import MSG, Mode, Settings
 
 # The four phases of a request, in order, with the instants that bound them.
-PHASES = (("worker", "sent", "started"), ("connection", "started", "acquired"),
-          ("query", "acquired", "done"), ("reply", "done", "ended"))
+PHASES = (
+    ("worker", "sent", "started"),
+    ("connection", "started", "acquired"),
+    ("query", "acquired", "done"),
+    ("reply", "done", "ended"),
+)
 
 
 def phase_label(phase: str) -> str:
@@ -29,7 +33,7 @@ class Lane:
 
     i: int
     sent: float
-    ended: float | None
+    ended: float  # burst() times the end of every reply, failed or not
     started: float | None = None
     acquired: float | None = None
     done: float | None = None
@@ -154,7 +158,7 @@ class ModeResult:
 
     @property
     def verdict(self) -> str | None:
-        """"met", "busy" (other work on the machine, not judged), "missed", or None (no bar)."""
+        """ "met", "busy" (other work on the machine, not judged), "missed", or None (no bar)."""
         if self.bar is None:
             return None
         if self.bar_met:
@@ -176,7 +180,7 @@ class ModeResult:
             "query": spans.get("query", 0) - self.settings.latency,
             "reply": spans.get("reply", 0),
         }
-        return max(excess, key=excess.get)
+        return max(excess, key=lambda phase: excess[phase])
 
     def summary(self) -> dict:
         bar = self.bar

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 from kata_tools.lab.machine import Sampler, load_average
 from kata_tools.lab.modes import MODES, MSG, Settings
@@ -88,13 +88,23 @@ class ServerProcess:
 
     def __init__(self, database_url: str, sock: socket.socket, loop: str, http: str):
         self.port = sock.getsockname()[1]
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's log for its whole life; stop() closes it
         env = dict(os.environ, KATA_LAB_DATABASE_URL=database_url)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kata_tools.lab.server",
-             "--fd", str(sock.fileno()), "--parent", str(os.getpid()),
-             "--loop", loop, "--http", http],
+            [
+                sys.executable,
+                "-m",
+                "kata_tools.lab.server",
+                "--fd",
+                str(sock.fileno()),
+                "--parent",
+                str(os.getpid()),
+                "--loop",
+                loop,
+                "--http",
+                http,
+            ],
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -109,7 +119,7 @@ class ServerProcess:
 
     def last_words(self) -> str:
         self.log.seek(0)
-        lines = [l for l in self.log.read().decode(errors="replace").splitlines() if l.strip()]
+        lines = [line for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
         return lines[-1].strip() if lines else "no output"
 
     async def ready(self, timeout: float = 60.0) -> None:
@@ -118,8 +128,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LabError(MSG("server-exited", code=self.proc.returncode,
-                                   words=self.last_words()))
+                raise LabError(MSG("server-exited", code=self.proc.returncode, words=self.last_words()))
             try:
                 if (await request(HOST, self.port, "GET", "/lab/health", timeout=1.0)).status == 200:
                     return
@@ -179,7 +188,9 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
         mode = MODES[name]
         limit = mode.predicted(s) * 3 + 30  # waits longer than this are failures, not data
         reply = await request(
-            HOST, server.port, "POST",
+            HOST,
+            server.port,
+            "POST",
             f"/lab/prepare?mode={name}&pool={s.pool_size}&threads={s.threads}&timeout={limit:g}",
             timeout=120,
         )
@@ -187,17 +198,22 @@ async def measure(server: ServerProcess, args: Options, progress) -> list:
             raise LabError(MSG("prepare-failed", mode=name, error=reply.json().get("error", reply.body)))
         # A short burst first, as many at once as the mode can run: a running server's routes,
         # driver and worker threads are warm when the clock starts (anyio starts threads lazily).
-        await burst(HOST, server.port, [f"/{name}/-1?t=0.02"] * min(mode.capacity(s), s.clients),
-                    timeout=limit)
+        await burst(
+            HOST, server.port, [f"/{name}/-1?t=0.02"] * min(mode.capacity(s), s.clients), timeout=limit
+        )
         task = progress.start(name, s.clients)
         # Calibration: the same N requests with T = 0. What they take is the server's own work
         # (accept, parse, route, the driver's round trip, the reply), the part no rule predicts.
         calibration = await burst(HOST, server.port, [f"/{name}/-2?t=0"] * s.clients, timeout=limit)
-        server_cost = max(t.ended for t in calibration) - min(t.sent for t in calibration)
+        # burst() sets every Timing's `ended` (None only while the request is in flight)
+        server_cost = max(cast(float, t.ended) for t in calibration) - min(t.sent for t in calibration)
         sampler.start()
         timings = await burst(
-            HOST, server.port, [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],
-            on_reply=lambda _: progress.advance(task), timeout=limit,
+            HOST,
+            server.port,
+            [f"/{name}/{i}?t={s.latency!r}" for i in range(s.clients)],
+            on_reply=lambda _, task=task: progress.advance(task),
+            timeout=limit,
         )
         machine = Machine(sampler.cpus, load_average(), sampler.share())
         records = (await request(HOST, server.port, "GET", "/lab/records", timeout=30)).json()
@@ -218,8 +234,12 @@ class Progress:
         self.console = console
         self.live = console.is_terminal
         self.bar = RichProgress(
-            TextColumn("{task.description:<18}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, disable=not self.live,
+            TextColumn("{task.description:<18}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self.live,
         )
 
     def __enter__(self):
@@ -239,8 +259,9 @@ class Progress:
 
     def done(self, task, result) -> None:
         if not self.live:
-            self.console.print("lab: " + MSG("mode-done", mode=result.mode.name,
-                                             seconds=result.measured), highlight=False)
+            self.console.print(
+                "lab: " + MSG("mode-done", mode=result.mode.name, seconds=result.measured), highlight=False
+            )
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -283,8 +304,7 @@ def _run(args: Options, sock: socket.socket, prog: str) -> int:
         check_room(db.admin_url, args.settings, args.modes)
         server = ServerProcess(db.admin_url, sock, args.loop, args.http)
         sock.close()  # the child holds its own copy of the listening socket
-        say(MSG("server", host=HOST, port=server.port, pid=server.pid, loop=args.loop,
-                http=args.http))
+        say(MSG("server", host=HOST, port=server.port, pid=server.pid, loop=args.loop, http=args.http))
         with Progress(err) as progress:
             results = asyncio.run(measure(server, args, progress))
     finally:
@@ -304,8 +324,11 @@ def report(out, args: Options, results, db) -> None:
     out.print(view.table(results, args.loop, args.http))
     for r in results:
         if r.errors:
-            out.print("[red]" + MSG("failed-requests", mode=r.mode.name, count=len(r.errors),
-                                    first=r.errors[0]) + "[/]")
+            out.print(
+                "[red]"
+                + MSG("failed-requests", mode=r.mode.name, count=len(r.errors), first=r.errors[0])
+                + "[/]"
+            )
     out.print(view.legend())
     t_shared = max(view.span(r) for r in results) if args.scale == "shared" else None
     for r in results:

@@ -26,8 +26,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool, QueuePool
 
 from kata_tools.lab.modes import DEFAULT_THREADS, MODES
 from kata_tools.probes import loop_running_here
@@ -41,8 +42,8 @@ class Lab:
 
     def __init__(self, url: str):
         self.url = make_url(url)
-        self.sync_engine = None  # psycopg2: the def modes and async-blocking
-        self.async_engine = None  # asyncpg: the async modes
+        self.sync_engine: Engine | None = None  # psycopg2: the def modes and async-blocking
+        self.async_engine: AsyncEngine | None = None  # asyncpg: the async modes
         self.records: list[dict] = []
 
     def record(self, i: int, started: float, acquired: float, done: float) -> None:
@@ -59,11 +60,11 @@ class Lab:
 
     async def dispose(self) -> None:
         if self.sync_engine is not None:
-            engine, self.sync_engine = self.sync_engine, None
-            await asyncio.to_thread(engine.dispose)
+            sync_engine, self.sync_engine = self.sync_engine, None
+            await asyncio.to_thread(sync_engine.dispose)
         if self.async_engine is not None:
-            engine, self.async_engine = self.async_engine, None
-            await engine.dispose()
+            async_engine, self.async_engine = self.async_engine, None
+            await async_engine.dispose()
 
     async def prepare(self, mode: str, pool: int, threads: int, timeout: float) -> dict:
         """Fresh engine and thread limit for `mode`; its pool warmed as a running server's is."""
@@ -82,18 +83,21 @@ class Lab:
         # ROLLBACK round trips, which cost the server's CPU but are not what the rules are about.
         options = dict(sizes, pool_timeout=timeout, isolation_level="AUTOCOMMIT")
         if MODES[mode].driver == "asyncpg":
-            self.async_engine = create_async_engine(
-                self.url.set(drivername="postgresql+asyncpg"), **options
-            )
-            warm = self.async_engine.pool.size()
-            await _retrying(lambda: _warm_async(self.async_engine, warm))
+            async_engine = create_async_engine(self.url.set(drivername="postgresql+asyncpg"), **options)
+            self.async_engine = async_engine
+            warm = _pool_size(async_engine.pool)
+            await _retrying(lambda: _warm_async(async_engine, warm))
         else:
-            self.sync_engine = create_engine(
-                self.url.set(drivername="postgresql+psycopg2"), **options
-            )
-            warm = min(self.sync_engine.pool.size(), limiter.total_tokens)
-            await _retrying(lambda: asyncio.to_thread(_warm_sync, self.sync_engine, warm))
+            sync_engine = create_engine(self.url.set(drivername="postgresql+psycopg2"), **options)
+            self.sync_engine = sync_engine
+            warm = min(_pool_size(sync_engine.pool), limiter.total_tokens)
+            await _retrying(lambda: asyncio.to_thread(_warm_sync, sync_engine, warm))
         return {"mode": mode, "warm_connections": warm, "thread_limit": limiter.total_tokens}
+
+
+def _pool_size(pool: Pool) -> int:
+    assert isinstance(pool, QueuePool)  # create_engine's pool for PostgreSQL (the asyncio one too)
+    return pool.size()
 
 
 def _warm_sync(engine, count: int) -> None:
@@ -135,6 +139,7 @@ def build_app(url: str) -> FastAPI:
 
     def query_on_a_thread(i: int, t: float):
         # A def endpoint: FastAPI runs it on a worker thread of the default thread limiter.
+        assert lab.sync_engine is not None, "POST /lab/prepare makes the engine before any query"
         started = time.monotonic()
         with lab.sync_engine.connect() as connection:
             acquired = time.monotonic()
@@ -145,6 +150,7 @@ def build_app(url: str) -> FastAPI:
 
     async def query_on_the_loop(i: int, t: float):
         # async def: runs on the event loop, which serves others while this one awaits.
+        assert lab.async_engine is not None, "POST /lab/prepare makes the engine before any query"
         started = time.monotonic()
         async with lab.async_engine.connect() as connection:
             acquired = time.monotonic()

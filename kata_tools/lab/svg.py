@@ -26,13 +26,17 @@ WIDTH = 1000
 LEFT, RIGHT = 60, 30  # plot margins
 PLOT_HEIGHT = 240  # lanes share this height (each at least 1 px, at most 10 px)
 # Hangul-capable fonts first (Windows, macOS, Linux, the web), then Latin ones.
-FONT = ("font-family=\"'Malgun Gothic', 'Apple SD Gothic Neo', 'Noto Sans CJK KR', 'Noto Sans KR', "
-        "NanumGothic, 'DejaVu Sans', Helvetica, Arial, sans-serif\"")
+FONT = (
+    "font-family=\"'Malgun Gothic', 'Apple SD Gothic Neo', 'Noto Sans CJK KR', 'Noto Sans KR', "
+    "NanumGothic, 'DejaVu Sans', Helvetica, Arial, sans-serif\""
+)
 
 
 def lane_order(lanes: list[Lane]) -> list[Lane]:
     """Lanes in the order their query started: waves then show as steps."""
-    return sorted(lanes, key=lambda l: (l.acquired if l.acquired is not None else math.inf, l.sent, l.i))
+    return sorted(
+        lanes, key=lambda lane: (lane.acquired if lane.acquired is not None else math.inf, lane.sent, lane.i)
+    )
 
 
 def nice_step(span: float, ticks: int = 8) -> float:
@@ -49,10 +53,18 @@ def seconds(x: float) -> str:
 
 
 def headline(result: ModeResult) -> str:
-    parts = [MSG("headline", measured=seconds(result.measured), rule=seconds(result.predicted),
-                 formula=result.mode.formula(result.settings), server=seconds(result.server_cost),
-                 p50=seconds(result.latency(50)), p95=seconds(result.latency(95)),
-                 peak=result.peak_queries)]
+    parts = [
+        MSG(
+            "headline",
+            measured=seconds(result.measured),
+            rule=seconds(result.predicted),
+            formula=result.mode.formula(result.settings),
+            server=seconds(result.server_cost),
+            p50=seconds(result.latency(50)),
+            p95=seconds(result.latency(95)),
+            peak=result.peak_queries,
+        )
+    ]
     if result.ratio is not None and result.verdict is not None:
         parts.append(f"{result.ratio:.2f} {result.bar}: {MSG('verdict-' + result.verdict)}")
     if result.errors:
@@ -82,8 +94,11 @@ def _panel(result: ModeResult, top: float, t_max: float) -> tuple[list[str], flo
     out = [f'<g class="panel" data-mode={quoteattr(result.mode.name)}>']
     title = MSG("svg-panel", mode=result.mode.name, how=result.mode.how(s), rule=result.mode.rule)
     out.append(_text(LEFT, top + 16, title, size=14, weight="bold"))
-    out.append(_text(WIDTH - RIGHT, top + 16, MSG("scale", t_max=f"{t_max:.2g}"), size=14,
-                     weight="bold", anchor="end"))
+    out.append(
+        _text(
+            WIDTH - RIGHT, top + 16, MSG("scale", t_max=f"{t_max:.2g}"), size=14, weight="bold", anchor="end"
+        )
+    )
     out.append(_text(LEFT, top + 34, headline(result), size=11, fill="#444"))
     out.append(
         f'<rect x="{LEFT}" y="{plot_top:.1f}" width="{plot_w}" height="{plot_h:.1f}" '
@@ -143,8 +158,9 @@ def _panel(result: ModeResult, top: float, t_max: float) -> tuple[list[str], flo
         out.append(_text(xx, axis_y + 15, f"{k * step:g}", size=10, fill="#495057", anchor="middle"))
         k += 1
     out.append(_text(LEFT - 8, axis_y + 15, "s", size=10, fill="#495057", anchor="end"))
-    out.append(_text(LEFT - 8, plot_top + 10, MSG("svg-requests", n=n), size=10, fill="#495057",
-                     anchor="end"))
+    out.append(
+        _text(LEFT - 8, plot_top + 10, MSG("svg-requests", n=n), size=10, fill="#495057", anchor="end")
+    )
     out.append("</g>")
     return out, (plot_top - top) + plot_h + 34
 
@@ -153,15 +169,22 @@ def render(results: list[ModeResult], shared: bool = False) -> str:
     """The whole picture, as the text of an SVG document (shared: one time scale for all panels)."""
     s = results[0].settings
     body = [_text(LEFT, 26, MSG("svg-title", n=s.clients, t=f"{s.latency:g}"), size=15, weight="bold")]
-    x = LEFT
+    x: float = LEFT
     for phase in [p for p, _, _ in PHASES] + ["server"]:
         label = phase_label(phase)
         body.append(f'<rect x="{x}" y="38" width="12" height="12" fill="{COLORS.get(phase, SERVER_COLOR)}"/>')
         body.append(_text(x + 16, 48, label, size=11))
         x += 26 + 6.2 * sum(2 if ord(ch) > 0x1100 else 1 for ch in label)
     body.append(_text(LEFT, 66, MSG("svg-explain-1"), size=11, fill="#555"))
-    body.append(_text(LEFT, 80, MSG("svg-explain-2") + " "
-                      + MSG("svg-scale-shared" if shared else "svg-scale-each"), size=11, fill="#555"))
+    body.append(
+        _text(
+            LEFT,
+            80,
+            MSG("svg-explain-2") + " " + MSG("svg-scale-shared" if shared else "svg-scale-each"),
+            size=11,
+            fill="#555",
+        )
+    )
     top = 92.0
     common = max(span(r) for r in results)
     for result in results:

@@ -16,8 +16,7 @@ from rich.text import Text
 
 from kata_tools.lab.modes import MSG
 from kata_tools.lab.results import PHASES, ModeResult, phase_label
-from kata_tools.lab.svg import COLORS, SERVER_COLOR, headline, lane_order, nice_step, seconds
-from kata_tools.lab.svg import span
+from kata_tools.lab.svg import COLORS, SERVER_COLOR, headline, lane_order, nice_step, seconds, span
 
 VERDICT_STYLE = {"met": "green", "busy": "yellow", "missed": "bold red"}
 
@@ -150,8 +149,11 @@ def verdicts(results: list[ModeResult]) -> list[str]:
         if r.verdict == "met":
             lines.append("  " + MSG("bar-line-met", raw=f"{r.raw_ratio:.2f}", **fields))
         elif r.verdict == "busy":
-            lines.append("  " + MSG("bar-line-busy", cpus=machine.cpus,
-                                    share=f"{100 * machine.others:.0f}", **fields))
+            # "busy" is only said of a machine that measured other programs' share (Machine.busy)
+            assert machine is not None and machine.others is not None
+            lines.append(
+                "  " + MSG("bar-line-busy", cpus=machine.cpus, share=f"{100 * machine.others:.0f}", **fields)
+            )
         else:
             cause = MSG(f"cause-{r.dominant_delay()}")
             lines.append("  " + MSG("bar-line-missed", cause=cause, **fields))

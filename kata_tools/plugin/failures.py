@@ -92,7 +92,7 @@ def render(item: pytest.Item, body: str, verbose: bool | None = None) -> str:
 
 
 def _leaves(group: BaseException) -> list[BaseException]:
-    out = []
+    out: list[BaseException] = []
     for exc in getattr(group, "exceptions", ()):
         out.extend(_leaves(exc) if hasattr(exc, "exceptions") else [exc])
     return out
@@ -108,8 +108,12 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
     exc = excinfo.value
     if _is_group(exc):
         leaves = _leaves(exc)
-        teaching = [e for e in leaves if isinstance(e, (pytest.fail.Exception, NotImplementedError))
-                    or (isinstance(e, AssertionError) and _assertion_message(str(e)))]
+        teaching = [
+            e
+            for e in leaves
+            if isinstance(e, (pytest.fail.Exception, NotImplementedError))
+            or (isinstance(e, AssertionError) and _assertion_message(str(e)))
+        ]
         first = teaching[0] if teaching else (leaves[0] if leaves else None)
         if first is None:
             return None
@@ -131,8 +135,8 @@ def teaching_body(item: pytest.Item, excinfo: pytest.ExceptionInfo) -> str | Non
             return MSG("timeout", timeout=timeout)
         return msg
     if isinstance(exc, NotImplementedError):
-        line = _learner_frame(excinfo) or "your kata file"
-        return MSG("todo", where=line, rule=rules)
+        where = _learner_frame(excinfo) or "your kata file"
+        return MSG("todo", where=where, rule=rules)
     if isinstance(exc, LearnerNameMissing):
         return str(exc)
     if isinstance(exc, AssertionError):

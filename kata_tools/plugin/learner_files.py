@@ -51,7 +51,10 @@ def kata_module(request: pytest.FixtureRequest):
 def _repeated(first: LearnerImportFailed) -> LearnerImportFailed:
     again = LearnerImportFailed(
         MSG("import-skipped", file=first.file),
-        file=first.file, where=first.where, error=first.error, kind=first.kind,
+        file=first.file,
+        where=first.where,
+        error=first.error,
+        kind=first.kind,
     )
     again.first = first  # the record keeps the full message: `kata` and grading show it
     return again

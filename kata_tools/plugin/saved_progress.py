@@ -50,9 +50,7 @@ def save_progress(session: pytest.Session) -> None:
                 items.setdefault(path.parent.name, []).append(item)
         if not items:
             return
-        picked = {
-            Path(arg.split("::")[0]).resolve().parent.name for arg in config.args if "::" in arg
-        }
+        picked = {Path(arg.split("::")[0]).resolve().parent.name for arg in config.args if "::" in arg}
         deselected = config.stash.get(_DESELECTED, set())
         runs = {}
         for kata, kata_items in items.items():

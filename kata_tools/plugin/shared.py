@@ -62,9 +62,7 @@ def write_report(config: pytest.Config, exitstatus: int) -> None:
         return
     records = list(config.stash[RESULTS].values())
     Path(path).write_text(
-        json.dumps(
-            {"created": time.time(), "exitstatus": int(exitstatus), "specs": records}, indent=2
-        )
+        json.dumps({"created": time.time(), "exitstatus": int(exitstatus), "specs": records}, indent=2)
     )
 
 

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -41,8 +42,13 @@ from kata_tools.plugin.shared import (
     write_report,
 )
 
+if TYPE_CHECKING:  # pytest's class of test failures, public only as pytest.fail.Exception
+    from _pytest.outcomes import Failed
+else:
+    Failed = pytest.fail.Exception
 
-class TimedOut(pytest.fail.Exception):
+
+class TimedOut(Failed):
     """A spec ran past its timeout; `where` is the learner line that was running."""
 
 
@@ -130,7 +136,8 @@ def _awaiting_line() -> str:
         if loop is None:
             return ""
         for task in asyncio.all_tasks(loop):
-            frames, coro = [], task.get_coro()
+            frames: list[tuple[str, int]] = []
+            coro: object = task.get_coro()
             while coro is not None:  # the chain of awaits, outermost first
                 frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
                 if frame is not None:
@@ -240,7 +247,7 @@ def lingering() -> list[tuple[threading.Thread, str]]:
         pool_worker = t.name.startswith(("ThreadPoolExecutor", "asyncio_"))
         if t.daemon and not pool_worker:
             continue
-        frame = frames.get(t.ident)
+        frame = frames.get(t.ident) if t.ident is not None else None  # None: not started
         if pool_worker and (frame is None or frame.f_code.co_name == "_worker"):
             continue  # idle: waiting for work, it ends at exit
         out.append((t, probes.frame_line(frame) if frame is not None else ""))
@@ -271,7 +278,7 @@ def pytest_keyboard_interrupt(excinfo) -> None:
     """Ctrl-C: one line, not a traceback (the specs that ran still show their results)."""
     session = _SESSION
     reporter = session.config.pluginmanager.get_plugin("terminalreporter") if session else None
-    if reporter is None or isinstance(excinfo.value, pytest.Session.Interrupted):
+    if session is None or reporter is None or isinstance(excinfo.value, pytest.Session.Interrupted):
         return  # "Interrupted: 1 error during collection" is pytest's, and says the right thing
     total = len(getattr(session, "items", []) or [])
     done = len(session.config.stash[RESULTS])

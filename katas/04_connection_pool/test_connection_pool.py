@@ -589,7 +589,7 @@ async def test_run_query_or_503_lets_every_other_error_propagate(kata, db):
     a, b = random.randint(10, 99), random.randint(100, 999)
     failing = None
     try:
-        free, error, done = await answer(kata, engine, f"SELECT {a} + {b}", 3)
+        free, error, _done = await answer(kata, engine, f"SELECT {a} + {b}", 3)
         raise_todo([error])
         if error is not None:
             fail("cp5-free-error", error=describe(error))

@@ -281,9 +281,8 @@ class PoolPeak:
         self._lock = threading.Lock()
         pool = getattr(engine, "sync_engine", engine).pool
         self.cap = None
-        if hasattr(pool, "size") and hasattr(pool, "_max_overflow"):
-            if pool.size() > 0 and pool._max_overflow >= 0:
-                self.cap = pool.size() + pool._max_overflow
+        if hasattr(pool, "size") and hasattr(pool, "_max_overflow") and pool.size() > 0 and pool._max_overflow >= 0:
+            self.cap = pool.size() + pool._max_overflow
         event.listen(pool, "checkout", self._out)
         event.listen(pool, "checkin", self._in)
 
@@ -416,7 +415,7 @@ async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata,
         "post-body", url=url, body=repr(created.body)[:160]
     )
     contents = [c.get("content") for c in listed.body] if isinstance(listed.body, list) else None
-    assert listed.status == 200 and contents == seed.comments_of(post_id) + [new], MSG(
+    assert listed.status == 200 and contents == [*seed.comments_of(post_id), new], MSG(
         "list-answered", url=url, said=listed.said(), post_id=post_id
     )
     assert gone.status == 404, MSG("missing-not-404", url=f"/posts/{missing}/comments", said=gone.said())
@@ -501,15 +500,14 @@ async def test_hashing_a_password_leaves_the_event_loop_free(kata, blog_db, monk
     spy = BlockingSpy("hashlib.pbkdf2_hmac")  # a second signal for the message only
     monkeypatch.setattr(hashlib, "pbkdf2_hmac", spy.wrap(hashlib.pbkdf2_hmac))
 
-    async with serving(kata, blog_db.plain_url) as served:
-        async with Heartbeat(interval=0.01) as heart:
-            started = time.perf_counter()
-            answers = await asyncio.gather(
-                *(send(served.client, "POST", "/password-hash", json={"password": pw})
-                  for pw in passwords)
-            )
-            elapsed = time.perf_counter() - started
-            ticks = heart.ticks
+    async with serving(kata, blog_db.plain_url) as served, Heartbeat(interval=0.01) as heart:
+        started = time.perf_counter()
+        answers = await asyncio.gather(
+            *(send(served.client, "POST", "/password-hash", json={"password": pw})
+              for pw in passwords)
+        )
+        elapsed = time.perf_counter() - started
+        ticks = heart.ticks
 
     wrong = [(pw, a.said()) for pw, a in zip(passwords, answers)
              if a.status != 200 or a.body != {"hash": expected[pw]}]

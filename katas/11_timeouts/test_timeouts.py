@@ -201,7 +201,7 @@ async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
     with warnings.catch_warnings(record=True) as caught:  # a connection the GC had to take back
         warnings.simplefilter("always")
         wait = deadline(min(guard, timeout))
-        outcome, in_time = await get_report(app, 4, FOREVER, wait)
+        _outcome, in_time = await get_report(app, 4, FOREVER, wait)
         assert in_time, MSG("no-answer", timeout=min(guard, timeout), wait=wait, seconds=FOREVER)
 
         stop = time.monotonic() + GONE_WITHIN

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kata_blog import seed
-from kata_tools.postgres.plugin import SeededDatabase
 from kata_tools.i18n import catalog
+from kata_tools.postgres.plugin import SeededDatabase
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)

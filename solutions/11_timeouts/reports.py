@@ -46,12 +46,12 @@ def create_app(engine: AsyncEngine, timeout: float) -> FastAPI:
             await asyncio.wait_for(run_report(seconds), timeout)
         except asyncio.TimeoutError:  # the builtin TimeoutError on 3.11+, its own class on 3.10
             # 504: the database, the upstream this request depends on, did not answer in time.
-            raise HTTPException(status_code=504, detail=f"report {report_id} took over {timeout} s")
+            raise HTTPException(status_code=504, detail=f"report {report_id} took over {timeout} s") from None
         except DBAPIError as error:
             if getattr(error.orig, "sqlstate", None) != QUERY_CANCELED:
                 raise
             # The server-side guard stopped it first: the same story, the same answer.
-            raise HTTPException(status_code=504, detail=f"report {report_id} stopped by the database")
+            raise HTTPException(status_code=504, detail=f"report {report_id} stopped by the database") from error
         return {"report_id": report_id}
 
     return app

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from sqlalchemy import exc, text
 from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 from sqlalchemy.pool import QueuePool
 

@@ -33,9 +33,8 @@ def _limit(engine: AsyncEngine) -> asyncio.Semaphore:
 
 
 async def run_query_async(engine: AsyncEngine, sql: str) -> Any:
-    async with _limit(engine):
-        async with engine.connect() as connection:
-            return (await connection.execute(text(sql))).scalar()
+    async with _limit(engine), engine.connect() as connection:
+        return (await connection.execute(text(sql))).scalar()
 
 
 async def run_query_or_503(engine: AsyncEngine, sql: str) -> tuple[int, Any]:

@@ -3,8 +3,7 @@
 import os
 
 from dotenv import find_dotenv, load_dotenv
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
 from kata_blog.models import Post

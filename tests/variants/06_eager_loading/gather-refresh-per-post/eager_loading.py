@@ -1,4 +1,3 @@
-import asyncio
 """Kata 06 - eager loading. Read README.md in this folder first.
 
 Async query functions over the blog models. In async code a relationship must be loaded before it
@@ -6,6 +5,8 @@ is read: `pytest katas/06_eager_loading` tells you, rule by rule, what is still 
 file is yours to edit: the specs are in test_eager_loading.py. Every function gets an open
 AsyncSession `db`; post ids name posts that exist.
 """
+
+import asyncio
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession

@@ -7,7 +7,6 @@ from sqlalchemy.orm import selectinload as eager
 from kata_blog.models import Comment, Post, PostTag
 
 
-
 def detail_options():
     return [eager(Post.comments), eager(Post.post_tags).selectinload(PostTag.tag)]
 

@@ -1,6 +1,6 @@
 import asyncio
-from concurrent.futures import ProcessPoolExecutor
 import hashlib
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Request

@@ -26,9 +26,8 @@ def create_app(database_url: str) -> FastAPI:
 
     @app.get("/work/{request_id}")
     async def work(request_id: int, seconds: float = 0.1):
-        async with gate:
-            async with engine.connect() as connection:
-                await connection.execute(QUERY, {"seconds": seconds})
+        async with gate, engine.connect() as connection:
+            await connection.execute(QUERY, {"seconds": seconds})
         return {"request_id": request_id}
 
     return app

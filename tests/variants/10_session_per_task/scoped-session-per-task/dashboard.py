@@ -76,9 +76,8 @@ async def load_dashboard(sessions: async_sessionmaker[AsyncSession], post_id: in
 
 
 async def record_audit(sessions: async_sessionmaker[AsyncSession], post_id: int, action: str):
-    async with sessions() as db:
-        async with db.begin():
-            db.add(AuditEntry(post_id=post_id, action=action))
+    async with sessions() as db, db.begin():
+        db.add(AuditEntry(post_id=post_id, action=action))
 
 
 class CommentIn(BaseModel):

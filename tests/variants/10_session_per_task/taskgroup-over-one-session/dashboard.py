@@ -60,11 +60,10 @@ async def tag_names(db: AsyncSession, post_id: int) -> list[str]:
 
 
 async def load_dashboard(sessions, post_id):
-    async with sessions() as db:
-        async with asyncio.TaskGroup() as tg:
-            t = tg.create_task(post_title(db, post_id))
-            c = tg.create_task(comment_count(db, post_id))
-            g = tg.create_task(tag_names(db, post_id))
+    async with sessions() as db, asyncio.TaskGroup() as tg:
+        t = tg.create_task(post_title(db, post_id))
+        c = tg.create_task(comment_count(db, post_id))
+        g = tg.create_task(tag_names(db, post_id))
     return {"title": t.result(), "comments": c.result(), "tags": g.result()}
 
 
