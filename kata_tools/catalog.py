@@ -84,9 +84,10 @@ class Declaration:
     database: bool
     points: float
     hints: tuple[Hint, ...]
+    runs_alone: bool = False  # its specs hold most of the server's connections (see Kata)
 
 
-DECLARATION_KEYS = {"title", "files", "rules", "database", "points", "hint"}
+DECLARATION_KEYS = {"title", "files", "rules", "database", "points", "hint", "runs_alone"}
 
 
 @cache
@@ -122,6 +123,7 @@ def _declaration(path: Path) -> Declaration:
         database=bool(data.get("database", False)),
         points=float(data.get("points", 10)),
         hints=tuple(hints),
+        runs_alone=bool(data.get("runs_alone", False)),
     )
 
 
@@ -152,6 +154,12 @@ class Kata:
     @property
     def points(self) -> float:
         return self.declaration.points
+
+    @property
+    def jobs(self) -> int:
+        """How many of this kata's inner runs the project's own tests may run at once on one
+        server: one when its specs hold most of the server's connections (`runs_alone`)."""
+        return 1 if self.declaration.runs_alone else 2
 
     def hints(self, rule_ids=None) -> list[Hint]:
         """The hint ladder; with rule ids, only the steps that help with those rules."""

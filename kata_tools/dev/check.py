@@ -379,11 +379,11 @@ def check(
             mistakes = catalog.mistakes(kata.name)
             variants = [v for v in catalog.variants(kata.name) if v.runs_here]
             say("dev-running-kata", name=kata.name, mistakes=len(mistakes), variants=len(variants))
-            mistake_runs = parallel(runs.mistake, mistakes)
+            mistake_runs = parallel(runs.mistake, mistakes, jobs=min(JOBS, kata.jobs))
             for m, run in zip(mistakes, mistake_runs):
                 problems += mistake_problems(m, run)
             problems += never_failing_problems(kata, solution, stub, mistake_runs)
-            for v, run in zip(variants, parallel(runs.variant, variants)):
+            for v, run in zip(variants, parallel(runs.variant, variants, jobs=min(JOBS, kata.jobs))):
                 problems += variant_problems(v, run)
     return problems
 
