@@ -72,8 +72,8 @@ def stop_child_processes(grace: float = 1.0) -> None:
 
     os._exit skips the interpreter's own shutdown of them, and an orphaned worker keeps the
     run's stdout open: a `pytest ... | tail` or a `kata` command that never returns (seen: 10
-    minutes, until killed). Their pool's manager thread then ends too, so it is not reported
-    as a learner's thread left running.
+    minutes, until killed). The pool's manager thread is never reported as a learner's thread
+    (timeouts.lingering skips it).
     """
     mp = sys.modules.get("multiprocessing")
     if mp is None:
