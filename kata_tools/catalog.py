@@ -156,10 +156,10 @@ class Kata:
         return self.declaration.points
 
     @property
-    def jobs(self) -> int:
-        """How many of this kata's inner runs the project's own tests may run at once on one
-        server: one when its specs hold most of the server's connections (`runs_alone`)."""
-        return 1 if self.declaration.runs_alone else 2
+    def runs_alone(self) -> bool:
+        """Its specs hold most of the server's connections: the project's own tests run its
+        inner runs one at a time (kata_tools.dev.check.jobs_for)."""
+        return self.declaration.runs_alone
 
     def hints(self, rule_ids=None) -> list[Hint]:
         """The hint ladder; with rule ids, only the steps that help with those rules."""

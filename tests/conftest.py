@@ -96,7 +96,7 @@ class OnDemand:
         with self.lock:
             if item not in self.cache:
                 todo = [i for i in self.of_kata(item.kata) if i not in self.cache] or [item]
-                jobs = min(check.JOBS, catalog.Kata(item.kata).jobs)
+                jobs = check.jobs_for(catalog.Kata(item.kata))
                 for i, run in zip(todo, check.parallel(self.run, todo, jobs=jobs)):
                     self.cache[i] = run
             return self.cache[item]

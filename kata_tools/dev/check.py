@@ -15,9 +15,8 @@ What is proved, per kata:
   is rejected by a spec of its rule; every variant gets its verdict (fail: by a spec of its rule;
   pass: every spec passes).
 
-The stubs are the PRISTINE ones (issue 10): the manifest's copy, else git HEAD's, else the file in
-katas/ (a kata not yet in either, e.g. one just scaffolded). A learner's solved katas/ never fails
-the self-tests.
+The stubs are the PRISTINE ones (issue 10): the manifest's copy, else git HEAD's, else katas/' own
+(a kata just scaffolded), so a learner's solved katas/ never fails the self-tests.
 """
 
 from __future__ import annotations
@@ -133,6 +132,11 @@ class Runs:
     def variant(self, variant: catalog.Variant) -> runner.Run:
         source = write_variant(variant, self._dir(f"variant-{variant.id}"))
         return self._run([catalog.Kata(variant.kata)], source=source)
+
+
+def jobs_for(kata: catalog.Kata) -> int:
+    """Inner runs of this kata at once on one server: JOBS, or one for a kata that runs alone."""
+    return 1 if kata.runs_alone else JOBS
 
 
 def parallel(fn: Callable, items: list, jobs: int = JOBS) -> list:
@@ -379,11 +383,11 @@ def check(
             mistakes = catalog.mistakes(kata.name)
             variants = [v for v in catalog.variants(kata.name) if v.runs_here]
             say("dev-running-kata", name=kata.name, mistakes=len(mistakes), variants=len(variants))
-            mistake_runs = parallel(runs.mistake, mistakes, jobs=min(JOBS, kata.jobs))
+            mistake_runs = parallel(runs.mistake, mistakes, jobs=jobs_for(kata))
             for m, run in zip(mistakes, mistake_runs):
                 problems += mistake_problems(m, run)
             problems += never_failing_problems(kata, solution, stub, mistake_runs)
-            for v, run in zip(variants, parallel(runs.variant, variants, jobs=min(JOBS, kata.jobs))):
+            for v, run in zip(variants, parallel(runs.variant, variants, jobs=jobs_for(kata))):
                 problems += variant_problems(v, run)
     return problems
 
