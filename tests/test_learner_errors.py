@@ -1,6 +1,9 @@
 """Bad learner code gets a clear, local failure: the file and line, the kata; other katas still run."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -65,6 +68,30 @@ def test_on_ci_the_short_summary_repeats_no_message(tmp_path):
     run = run_specs(paths, tmp_path, "--kata-source", str(source), env={"CI": "true"})
     assert run.output.count("SyntaxError") == 1, run.output[-3000:]
     assert run.output.count("Fix it:") == 1, run.output[-3000:]
+
+
+def pytest_without_autoload(*args: str, hide: str = "") -> subprocess.CompletedProcess:
+    # sys.modules[name] = None makes that package missing for importlib, as in a bare Python.
+    code = f"import sys; {hide and f'sys.modules[{hide!r}] = None; '}import pytest; sys.exit(pytest.main({list(args)!r}))"
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", KATA_LANG="en")
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=catalog.ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_with_plugin_autoload_off_the_specs_still_run():
+    done = pytest_without_autoload(KATA.path.relative_to(catalog.ROOT).as_posix(), "--solutions", "-q")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_python_without_the_course_installed_is_told_in_two_lines_to_install_it():
+    done = pytest_without_autoload(
+        KATA.path.relative_to(catalog.ROOT).as_posix(), "-q", hide="pytest_asyncio"
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "pytest-asyncio missing" in out and "pip install -e ." in out, out[-2000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out and "Unknown config option" not in out, out
 
 
 def test_a_crash_at_import_names_the_file_line_and_error(tmp_path):
