@@ -6,7 +6,8 @@ For each kata (stubs and solutions), `--runs` fresh processes the way a learner 
 start included), each beside a bare pytest run (one empty test, same interpreter) measured right
 before it, so a loaded machine shows as a ratio that stays put; the load average is recorded with
 each figure. Database katas are also timed re-run against one warm server
-(kata_tools.postgres.warm_server, what kata watch hands to each run). `--profile` prints when each
+(kata_tools.postgres.warm_server, what kata watch hands to each run) and, on Linux, re-run as
+kata watch runs them: a fork of its preloaded process (kata_tools.preloaded) on that server. `--profile` prints when each
 phase of one run ended (interpreter and imports, collection, database ready, first and last spec,
 exit). `--write` records the table in benchmarks/FEEDBACK.md. A benchmark, not a test: the bars
 (kata 01 <= 1.0 s; 07 <= 2.0 s or <= 3.5x bare; a watch re-run <= 1.3 s) are read from the table.
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kata_tools import catalog  # noqa: E402
+from kata_tools import catalog, preloaded, runner  # noqa: E402
 
 BARE = tempfile.mkdtemp(prefix="kata-bare-")
 Path(BARE, "test_bare.py").write_text("def test_bare():\n    pass\n")
@@ -89,6 +90,27 @@ def profile(path: str, extra: list[str], env: dict | None = None) -> dict:
     return marks
 
 
+def watch_reruns(kata, path: str, env: dict, runs: int) -> list[tuple]:
+    """A re-run as `kata watch` makes it on Linux: a fork of the preloaded process, warm server."""
+    server = preloaded.Preloaded(ROOT, runner.inner_env(_env(env)))
+    server.ready(wait=60)
+    rows = []
+    try:
+        for label, solutions in (("stubs", False), ("solutions", True)):
+
+            def rerun(solutions: bool = solutions) -> float:
+                start = time.perf_counter()
+                runner.run([path], solutions=solutions, env=_env(env), preloaded=server)
+                return time.perf_counter() - start
+
+            rerun()
+            pairs = [(bare(), rerun(), load()) for _ in range(runs)]
+            rows.append(_row(kata.name, label, "watch", pairs))
+    finally:
+        server.close()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -118,6 +140,8 @@ def main() -> int:
                     rows.append(_row(kata.name, label, "warm", pairs))
                     if opts.profile:
                         print(f"  phases: {profile(path, extra, db.env)}", flush=True)
+                if preloaded.SUPPORTED:
+                    rows += watch_reruns(kata, path, db.env, opts.runs)
 
     if opts.write:
         _write(rows, opts)
@@ -139,7 +163,7 @@ def _row(name: str, label: str, how: str, pairs) -> tuple:
         max(loads),
     )
     print(
-        f"{name:22} {label:9} {how:4} min {row[3]:5.2f} s  median {row[4]:5.2f} s  bare "
+        f"{name:22} {label:9} {how:5} min {row[3]:5.2f} s  median {row[4]:5.2f} s  bare "
         f"{row[5]:4.2f} s  ratio {row[6]:4.1f}x  load {row[7]:.1f}-{row[8]:.1f}",
         flush=True,
     )
@@ -156,7 +180,8 @@ def _write(rows, opts) -> None:
         f"`.venv/bin/python benchmarks/feedback.py --runs {opts.runs}"
         f"{' --katas ' + opts.katas if opts.katas else ''} --write`:",
         "wall time of `pytest katas/NN_name -q` in a fresh process. `cold`: as a learner runs it",
-        "(database start included); `warm`: re-run against one warm server, as `kata watch` does.",
+        "(database start included); `warm`: a fresh process against one warm server; `watch`: a",
+        "re-run as `kata watch` makes it on Linux (warm server, a fork of its preloaded process).",
         "`bare`: `pytest` of one empty test, measured right before each run; `ratio`: the median",
         "of run / bare. `load`: the 1-minute load average during the runs.",
         "",

@@ -24,6 +24,9 @@ Contract (every caller gets the same):
   .kata/results.json or pytest's cache in .kata/pytest-cache (`-p no:cacheprovider` cannot be
   used: with --strict-config, pyproject's cache_dir is then an unknown option). `progress=True` (the `kata` command running the learner's own katas/): the run counts as
   the learner's, as a plain `pytest katas/NN` does.
+- `preloaded` (a kata_tools.preloaded.Preloaded, `kata watch` on Linux): the run is a fork of a
+  process that has the libraries imported already, with the same command line, environment and
+  working directory; when it cannot fork, the run is the subprocess above.
 - `timeout` (seconds, None: none) bounds the whole run: past it the run is stopped (SIGTERM, so
   pytest ends its session and stops its database; killed 10 s later if still alive) and the Run
   says `timed_out=True`, with a last line of output saying so.
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kata_tools import catalog, results
+from kata_tools.preloaded import ForkedRun, Preloaded
 
 STRIPPED_ENV = ("KATA_SOLUTIONS", "KATA_SOURCE")
 KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL after a timeout
@@ -170,6 +174,7 @@ def run(
     progress: bool = False,
     lang: str | None = None,
     pycache: Path | None = None,
+    preloaded: Preloaded | None = None,
 ) -> Run:
     """Run pytest over `target_paths` (relative to `root`) and read its report; see the docstring."""
     root = Path(root or catalog.ROOT)
@@ -177,14 +182,18 @@ def run(
         report = Path(tmp) / "specs.json"
         cmd = command(target_paths, report, solutions=solutions, source=source, args=args, progress=progress)
         run_env = inner_env(env, progress=progress, lang=lang, pycache=pycache or Path(tmp) / "pyc")
-        proc = subprocess.Popen(
-            cmd,
-            cwd=root,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        proc: subprocess.Popen | ForkedRun | None = None
+        if preloaded is not None:
+            proc = preloaded.popen(cmd, cwd=root, env=run_env, output=Path(tmp) / "output.txt")
+        if proc is None:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=root,
+                env=run_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
         timed_out = False
         try:
             raw, _ = proc.communicate(timeout=timeout)
@@ -198,10 +207,11 @@ def run(
         if timed_out:
             output += f"\nThe run timed out after {timeout:g} s and was stopped.\n"
         records, problem = read_report(report)
-    return Run(proc.returncode, output, records, timed_out, problem)
+    exit_code = proc.returncode if proc.returncode is not None else 1  # never None once it ended
+    return Run(exit_code, output, records, timed_out, problem)
 
 
-def _stop(proc: subprocess.Popen) -> bytes:
+def _stop(proc: subprocess.Popen | ForkedRun) -> bytes:
     """Terminate the run (pytest stops its database on SIGTERM), kill it if it lingers."""
     proc.terminate()
     try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from kata_tools import catalog, i18n, progress, runner
 from kata_tools.cli.ui import Fail, fail, say, warn
+from kata_tools.preloaded import Preloaded
 
 
 def all_katas() -> list[catalog.Kata]:
@@ -58,12 +59,16 @@ def current(key: str | None) -> catalog.Kata | None:
 
 # The warm database of a `kata watch` session, handed to every run (see watch.py); {} otherwise.
 RUN_ENV: dict[str, str] = {}
+PYCACHE = catalog.ROOT / progress.STATE_DIR / "pycache"  # kept between runs: each compiles less
 
 
-def run_kata(kata: catalog.Kata, pytest_args: Sequence[str] = ()) -> tuple[list[dict], str]:
+def run_kata(
+    kata: catalog.Kata, pytest_args: Sequence[str] = (), preloaded: Preloaded | None = None
+) -> tuple[list[dict], str]:
     """Run the kata's specs as the learner's own run; (records in run order, console output).
 
     The pytest plugin merges the results into .kata/results.json, as for any run of katas/.
+    `preloaded`: `kata watch`'s process with the libraries imported (kata_tools.preloaded).
     """
     run = runner.run(
         runner.targets([kata]),
@@ -71,9 +76,15 @@ def run_kata(kata: catalog.Kata, pytest_args: Sequence[str] = ()) -> tuple[list[
         env=RUN_ENV,
         progress=True,
         lang=i18n.current(),
-        pycache=catalog.ROOT / progress.STATE_DIR / "pycache",
+        pycache=PYCACHE,
+        preloaded=preloaded,
     )
     return run.records, run.output
+
+
+def run_env() -> dict[str, str]:
+    """The environment run_kata's runs get (what a preloaded process starts with)."""
+    return runner.inner_env(RUN_ENV, progress=True, lang=i18n.current(), pycache=PYCACHE)
 
 
 def pristine_source(kata: catalog.Kata, rel: str, manifest: dict | None) -> tuple[str | None, str]:

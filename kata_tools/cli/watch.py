@@ -2,20 +2,23 @@
 
 One database stays warm for the whole watch session (started the first time a kata that needs
 one is watched) and is handed to every run through KATA_DATABASE_URL: each run's specs still
-get fresh copies, but no run pays for starting a server.
+get fresh copies, but no run pays for starting a server. From the second run on, each run is a
+fork of a process that has imported the libraries already (kata_tools.preloaded, on Linux).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import typer
 
-from kata_tools import catalog, runner
+from kata_tools import catalog, preloaded, runner
 from kata_tools.cli import course
 from kata_tools.cli.ui import all_solved, line, out, say, show_run, warn
+from kata_tools.preloaded import Preloaded
 
 Run = Callable[[catalog.Kata], tuple[list[dict], str]]
 
@@ -65,18 +68,26 @@ def warm_database():
 
 
 class Session:
-    """What a watch session keeps between runs: pytest args and the warm database."""
+    """What a watch session keeps between runs: pytest args, the warm database, and a process
+    with the libraries imported that forks each re-run (kata_tools.preloaded, Linux only)."""
 
     def __init__(self, pytest_args: list[str]):
         self.pytest_args = pytest_args
         self.stack = contextlib.ExitStack()
         self.env: dict[str, str] | None = None
+        self.preloaded: Preloaded | None = None
 
     def run(self, kata: catalog.Kata) -> tuple[list[dict], str]:
         if kata.needs_database and self.env is None and "KATA_DATABASE_URL" not in course.RUN_ENV:
             self.env = self.stack.enter_context(warm_database())
             course.RUN_ENV.update(self.env)
-        return course.run_kata(kata, self.pytest_args)
+        result = course.run_kata(kata, self.pytest_args, preloaded=self.preloaded)
+        if self.preloaded is None and preloaded.SUPPORTED and os.environ.get("KATA_PRELOAD", "1") != "0":
+            # Started after the first run, not beside it: the two would share the cores. It is
+            # ready long before the learner saves again (about a second of imports).
+            self.preloaded = Preloaded(catalog.ROOT, course.run_env())
+            self.stack.callback(self.preloaded.close)
+        return result
 
     def close(self) -> None:
         self.stack.close()

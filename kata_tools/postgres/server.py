@@ -155,25 +155,21 @@ def _run_as(handle, args: list[str], timeout: float = 60) -> subprocess.Complete
         if handle.system_user:
             kwargs["user"] = handle.system_user
     try:
-        return _run(exe, args, timeout, kwargs)
+        return subprocess.run(
+            [str(exe), *args[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kwargs,
+        )
     except PermissionError as e:
         raise ServerProblem(
             f"{exe} cannot be run as {handle.system_user or 'this user'} ({e.strerror}): "
             f"reinstall the course (pip install -e .) in a folder other users may enter"
         ) from None
-
-
-def _run(exe: Path, args: list[str], timeout: float, kwargs: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(exe), *args[1:]],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-        **kwargs,
-    )
 
 
 def _handle(data: Path):
@@ -186,9 +182,8 @@ def _handle(data: Path):
 def _open_programs_to_server_user(handle) -> None:
     """As root the server runs as handle.system_user, who must be able to reach the programs.
 
-    pgserver opens them (chmod g+rx,o+rx up the path) only when it initialises a cluster. A cached
-    cluster started from another install, such as a venv in a private temporary folder (mktemp -d
-    is 0700, as on CI), would fail with EACCES, so we do the same check on every start."""
+    pgserver opens them (chmod g+rx,o+rx up the path) only when it initialises a cluster; a cached
+    cluster started from another install (a venv in a 0700 mktemp -d folder, as on CI) failed."""
     if not handle.system_user:
         return
     programs = Path(handle.bin_path)
