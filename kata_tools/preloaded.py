@@ -34,8 +34,9 @@ import threading
 import time
 from pathlib import Path
 
-# What the specs of the database katas import; a library missing here is imported (and its
-# absence reported) by the run itself.
+# What the specs of the database katas import, and the plugins every run loads (their modules
+# hold no state until a session starts). A module missing here is imported, and its absence
+# reported, by the run itself.
 PRELOAD = (
     "pytest",
     "fastapi",
@@ -45,9 +46,17 @@ PRELOAD = (
     "httpx",
     "uvicorn",
     "psycopg2",
+    "pytest_asyncio.plugin",
+    "pytest_timeout",
+    "kata_tools.pytest_plugin",
+    "kata_tools.postgres.plugin",
+    "kata_tools.fast_feedback",
 )
 SUPPORTED = sys.platform.startswith("linux")
-REWRITE_WARNING = "Module already imported so cannot be rewritten; anyio"
+# pytest rewrites the asserts of plugin packages (pytest-asyncio, pytest-timeout, anyio) only when
+# it imports them itself, and warns when they were imported before it, an error under the course's
+# filterwarnings. Their asserts are not the specs' (those are imported fresh in each run): ignored.
+REWRITE_WARNING = "Module already imported so cannot be rewritten"
 
 
 def serve() -> None:
@@ -94,9 +103,6 @@ def _child(request: dict) -> None:
         sys.argv = [sys.argv[0], *request["args"]]
         import pytest
 
-        # anyio is a pytest plugin too (an entry point), imported here by httpx and starlette, so
-        # pytest cannot rewrite the asserts of its plugin module and warns (an error under the
-        # course's filterwarnings). Its asserts are not the specs': that one warning is ignored.
         quiet = ["-W", f"ignore:{REWRITE_WARNING}:pytest.PytestAssertRewriteWarning"]
         code = int(pytest.main([*request["args"], *quiet]))
     except BaseException:  # the child must end here, whatever happened

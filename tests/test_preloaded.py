@@ -79,3 +79,9 @@ def test_when_the_preloaded_process_is_gone_a_run_is_a_plain_subprocess(server):
     run = runner.run(TARGET, solutions=True, preloaded=server)
     assert run.exit_code == 0 and len(run.records) == len(verdicts(run)) > 0
     assert server.state == "gone"
+
+
+def test_a_forked_run_speaks_the_language_it_is_given(server):
+    korean = runner.run(TARGET, lang="ko", preloaded=server)
+    english = runner.run(TARGET, lang="en", preloaded=server)
+    assert "스펙:" in korean.output and "스펙:" not in english.output, korean.output[-2000:]
