@@ -209,6 +209,33 @@ def test_in_place_every_file_outside_the_allow_list_counts(instructor, learner, 
     assert "httpx.pyc" in kata["message"]
 
 
+def test_the_listing_never_follows_a_symlinked_folder(instructor, learner, tmp_path):
+    """A `kata_blog -> /usr` link once listed 105,989 changes: a link is one entry, never entered."""
+    pristine = manifest.load(learner)
+    blog = learner / "kata_blog"
+    copy = tmp_path / "kata_blog_copy"
+    blog.rename(copy)
+    big = tmp_path / "big"  # stands for /usr: many files, none of them the course's
+    for i in range(300):
+        (big / f"d{i % 10}").mkdir(parents=True, exist_ok=True)
+        (big / f"d{i % 10}" / f"f{i}.py").write_text("")
+    for target in (big, copy):  # elsewhere, or an identical copy: a link either way
+        if blog.is_symlink():
+            blog.unlink()
+        blog.symlink_to(target, target_is_directory=True)
+        changes = manifest.check(learner, pristine)
+        kinds = {(c.path, c.kind) for c in changes}
+        assert ("kata_blog", "added") in kinds
+        assert {c.kind for c in changes if c.path != "kata_blog"} == {"deleted"}
+        assert {c.path for c in changes if c.path != "kata_blog"} == {
+            rel for rel in pristine["protected"] if rel.startswith("kata_blog/")
+        }
+    (learner / "katas/01_event_loop/helpers").symlink_to(big, target_is_directory=True)
+    changes = {(c.path, c.kind) for c in manifest.check(learner, pristine)}
+    assert ("katas/01_event_loop/helpers", "added") in changes
+    assert not any(path.startswith("katas/01_event_loop/helpers/") for path, _ in changes)
+
+
 def test_in_place_every_pyproject_table_that_can_load_code_counts(instructor, learner):
     pristine = manifest.load(learner)
     pyproject = learner / "pyproject.toml"
