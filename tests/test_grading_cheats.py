@@ -252,3 +252,26 @@ def test_cheat_writing_forged_results_into_the_graders_pipe(instructor, learner,
     assert kata["status"] == "tampered" and kata["score"] == 0
     assert "pipe" in kata["message"]
     assert "fd" in reviewed(kata)
+
+
+REPORT_FACTORY_FORCES_PASSED = (
+    STUB_WITH_EL1
+    + """
+import pytest
+_make = pytest.TestReport.from_item_and_call
+def _passed(item, call):
+    report = _make(item, call)
+    report.outcome, report.longrepr = "passed", None
+    return report
+pytest.TestReport.from_item_and_call = _passed
+"""
+)
+
+
+def test_cheat_replacing_pytests_report_factory(instructor, learner, tmp_path):
+    """Both records are made from the report object, so forging it at its source fooled both."""
+    learner_file(learner).write_text(REPORT_FACTORY_FORCES_PASSED)
+    kata = grade_01(instructor, learner, tmp_path)
+    assert kata["status"] == "tampered" and kata["score"] == 0, kata
+    assert "TestReport.from_item_and_call" in kata["message"]
+    assert {"pytest", "patch"} <= reviewed(kata)
