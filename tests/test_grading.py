@@ -44,6 +44,7 @@ REPORT_KEYS = {
     "percent",
     "scoring",
     "graded_from",
+    "solutions_reachable",
     "manifest",
     "review",
     "katas",
@@ -79,7 +80,9 @@ def learner(instructor, tmp_path):
 
 
 def grade_from(instructor, learner, tmp_path, **kw) -> dict:
-    report = grading.grade(instructor, tmp_path / "out", source=learner, **kw)
+    """--from, graded inside the instructor's course (which holds solutions/, as does the venv
+    these tests run with): allowed here; test_grading_cheats.py grades from a clean copy."""
+    report = grading.grade(instructor, tmp_path / "out", source=learner, allow_solutions=True, **kw)
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     return check_schema(on_disk)
@@ -290,6 +293,7 @@ def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner
         digest,
         "--gradescope",
         str(tmp_path / "gs.json"),
+        "--allow-solutions",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "o/report.json").read_text())["score"] == 10
@@ -302,6 +306,7 @@ def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner
         str(learner),
         "--out",
         str(tmp_path / "o"),
+        "--allow-solutions",
         KATA_MANIFEST_DIGEST="0000",
     )
     assert other.returncode == 1
