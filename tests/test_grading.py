@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from grading_course import instructor_course, learner_checkout, learner_file, run, solve
+from grading_course import ROOT, instructor_course, learner_checkout, learner_file, run, solve
 from kata_tools import grading, manifest
 from kata_tools.grading import sandbox, verdict
 
@@ -329,3 +329,42 @@ def test_proportional_scoring_counts_agreeing_passes_and_nothing_for_an_early_en
     learner_file(learner).write_text(PYTEST_EXIT_AFTER_ONE_RULE)
     cheat = grade_from(course, learner, tmp_path)["katas"][0]
     assert cheat["score"] == 0 and "specs ran" in cheat["message"]
+
+
+def test_the_review_judges_code_not_docstrings():
+    """Every reference solution and stub is clean; a docstring naming pytest or solutions/ is not code."""
+    from kata_tools.grading import review
+
+    for base in ("solutions", "katas"):
+        for path in sorted((ROOT / base).rglob("*.py")):
+            if "__pycache__" in path.parts or path.name.startswith(("test_", "conftest")):
+                continue
+            assert review.scan(path.read_text(), str(path)) == [], path
+    prose = '"""Run it with pytest; compare with solutions/01_event_loop (runpy is not needed)."""\n'
+    assert review.scan(prose + "x = 1\n", "a.py") == []
+    code = prose + (
+        "import runpy\n"
+        "from pytest import TestReport\n"
+        "TestReport.from_item_and_call = None\n"
+        "p = base / 'solutions' / name\n"
+        "limiter().total_tokens = 4\n"
+    )
+    assert [(r["line"], r["what"]) for r in review.scan(code, "a.py")] == [
+        (2, "runpy"),
+        (3, "pytest"),
+        (4, "patch"),
+        (5, "solutions"),
+    ]
+
+
+def test_solutions_next_to_or_above_the_course_are_found(tmp_path):
+    from kata_tools.grading import isolation
+
+    course, tree = tmp_path / "outer" / "course", tmp_path / "tree"
+    course.mkdir(parents=True)
+    tree.mkdir()
+    env = sandbox.child_env(tmp_path)
+    (tmp_path / "outer" / "solutions" / "notes").mkdir(parents=True)  # no kata in it
+    assert str(tmp_path / "outer" / "solutions") not in isolation.solutions_reachable(course, tree, env)
+    (tmp_path / "outer" / "solutions" / "01_event_loop").mkdir()
+    assert str(tmp_path / "outer" / "solutions") in isolation.solutions_reachable(course, tree, env)
