@@ -1,7 +1,8 @@
 """The grading child's originals: pytest's machinery as it was before any learner code ran.
 
-kata_tools/grading/probe.py calls `snapshot()` when pytest imports it (`-p`, before any conftest,
-spec or learner file is imported). The snapshot holds, for every module of pytest, pluggy,
+kata_tools/grading/probe.py calls `snapshot()` before any conftest, spec or learner file is
+loaded (pytest_load_initial_conftests; pytest's legacypath plugin patches its classes just
+before, in the same hook). The snapshot holds, for every module of pytest, pluggy,
 pytest-asyncio, pytest-timeout and kata_tools.grading already imported, each callable attribute
 (a function, a class, a builtin) with a function's code, defaults and closure, and for each class
 defined there every method, classmethod, staticmethod and property. The returned `changed()`
@@ -32,10 +33,10 @@ def _is_code(value) -> bool:
     return callable(value) or isinstance(value, (classmethod, staticmethod, property))
 
 
-def _parts(value) -> tuple:
-    """The objects a replacement would change: the value, and what a function runs."""
-    out = [value]
+def _parts(value) -> tuple | None:
+    """What a function runs (its code, defaults, closure), for a value that wraps one; else None."""
     func = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
+    out: list = []
     if isinstance(func, property):
         out += [func.fget, func.fset, func.fdel]
         func = func.fget
@@ -46,47 +47,59 @@ def _parts(value) -> tuple:
                 out.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 out.append(None)
-    return tuple(out)
+    return tuple(out) if out else None
 
 
-def _same(a: tuple, b: tuple) -> bool:
+def _same(a: tuple | None, b: tuple | None) -> bool:
+    if a is None or b is None:
+        return a is b
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
 def snapshot() -> Callable[[], list[str]]:
     """A function naming what of the watched machinery changed since this call (empty: nothing)."""
     # Held by the closure below, so replacing this module's names later changes nothing here.
-    parts_of, same, is_code, getdict, missing = _parts, _same, _is_code, vars, object()
-    attrs: dict[tuple[int, str], tuple[object, str, tuple]] = {}  # (id(owner), name) -> ...
-    classes: dict[int, tuple[type, set[str]]] = {}
+    parts_of, same, is_code, missing = _parts, _same, _is_code, object()
+    entries: list[tuple] = []  # (namespace, name, value, what it runs, label)
+    seen: set[tuple[int, str]] = set()
+    classes: list[tuple[type, object, int, set[str]]] = []  # (class, namespace, size, keys)
+
+    def keep(owner, name: str, value, label: str) -> None:
+        if (id(owner), name) not in seen:
+            seen.add((id(owner), name))
+            entries.append((vars(owner), name, value, parts_of(value), label))
+
     for modname, module in sorted(sys.modules.items()):
         if not watched(modname) or not isinstance(module, types.ModuleType):
             continue
         for name, value in list(vars(module).items()):
-            if not _is_code(value):
+            if not is_code(value):
                 continue
-            attrs[(id(module), name)] = (module, f"{modname}.{name}", _parts(value))
+            keep(module, name, value, f"{modname}.{name}")
             if isinstance(value, type) and watched(getattr(value, "__module__", "")):
-                if id(value) in classes:
+                if any(value is c for c, *_ in classes):
                     continue
                 qual = f"{value.__module__}.{value.__qualname__}"
+                namespace = vars(value)
                 keys = set()
-                for attr, member in list(vars(value).items()):
-                    if _is_code(member) or hasattr(member, "__get__"):
+                for attr, member in list(namespace.items()):
+                    if is_code(member) or hasattr(member, "__get__"):
                         keys.add(attr)
-                        attrs[(id(value), attr)] = (value, f"{qual}.{attr}", _parts(member))
-                classes[id(value)] = (value, keys)
+                        keep(value, attr, member, f"{qual}.{attr}")
+                classes.append((value, namespace, len(namespace), keys))
 
     def changed() -> list[str]:
         found = []
-        for (_, name), (owner, label, parts) in attrs.items():
-            now = getdict(owner).get(name, missing)
-            if now is missing or not same(parts_of(now), parts):
+        for namespace, name, value, runs, label in entries:
+            now = namespace.get(name, missing)
+            if now is not value or (runs is not None and not same(parts_of(now), runs)):
                 found.append(label)
                 if len(found) >= CHANGED_CAP:
                     return found
-        for cls, keys in classes.values():
-            for attr, member in list(getdict(cls).items()):
+        for cls, namespace, size, keys in classes:
+            if len(namespace) == size:
+                continue  # nothing added (a removal is caught above)
+            for attr, member in list(namespace.items()):
                 if attr not in keys and (is_code(member) or hasattr(member, "__get__")):
                     found.append(f"{cls.__module__}.{cls.__qualname__}.{attr}")
                     if len(found) >= CHANGED_CAP:

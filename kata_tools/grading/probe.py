@@ -20,9 +20,10 @@ When the report says "passed" and the call raised, the probe says "tampered". JU
 from the report object as later hooks leave it, so a change made to it on the way shows as a
 disagreement between the two.
 
-When pytest imports this module (before any conftest, spec or learner file), it keeps the
-originals of pytest's machinery (kata_tools/grading/guard.py) and checks them around every
-report, after collection and at the session's end: a replaced one is "tampered". The hooks reach
+Before any conftest, spec or learner file is loaded (in pytest_load_initial_conftests, after
+pytest's own plugins have patched its classes), it keeps the originals of pytest's machinery
+(kata_tools/grading/guard.py) and checks them after every report, after collection and at the
+session's end: a replaced one is "tampered". The hooks reach
 what they use through a closure, so replacing a name of this module later changes nothing.
 
 The parent cross-checks these against pytest's own JUnit file and the process exit code
@@ -118,9 +119,8 @@ def _hooks():
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_makereport(item, call):
-        verify()
         report = yield
-        verify()
+        verify()  # after the phase ran and its report was made: a few ms
         derived, said = outcome_of(call), report.outcome
         if said == "skipped" and derived == "failed" and hasattr(report, "wasxfail"):
             outcome = "skipped"  # an expected failure: pytest's skipping plugin says so
