@@ -21,6 +21,8 @@ protected, nor a learner file, nor a kata README is reported `added`, whatever i
 bytecode goes to a private folder) and a few desktop files (.DS_Store, Thumbs.db). At the top
 level, files Python or pytest would pick up: `.py`, `.pth`, `.pyc`, `.so`, `.pyd`, pytest/tox/
 setup configs, and a package `X/__init__.py`. Protected files are `modified` or `deleted`.
+Symlinks are never followed: a symlinked file or folder (a top folder such as kata_blog/ too) is
+one `added` entry, and the protected files it would stand for are `deleted`.
 Hashes are taken with CRLF read as LF, so a Windows checkout is not "modified".
 """
 
@@ -110,16 +112,31 @@ def pytest_config_hash(root: Path) -> str:
 
 
 def _walk(folder: Path):
+    """The files under `folder`, never through a symlink: a symlink (to a file or a folder, the
+    folder itself included) is yielded as one entry and not entered."""
+    if folder.is_symlink():
+        yield folder
+        return
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):
         if path.is_symlink():
-            yield path  # never followed; reported as whatever it claims to be
+            yield path  # never followed; reported as one added entry
         elif path.is_dir():
             if path.name not in SKIP_DIRS:
                 yield from _walk(path)
         elif path.name not in HARMLESS:
             yield path
+
+
+def _through_symlink(root: Path, rel: str) -> bool:
+    """Whether root/rel is a symlink or lies under one (below `root`)."""
+    path = root
+    for part in rel.split("/"):
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -253,7 +270,7 @@ def check(root: Path | None = None, manifest: dict | None = None) -> list[Change
                 changes.append(Change(rel, "modified", all_katas))
             continue
         path = root / rel
-        if path.is_symlink() or not path.is_file():
+        if _through_symlink(root, rel) or not path.is_file():  # a linked file or folder is not read
             changes.append(Change(rel, "deleted", affected(rel, all_katas)))
         elif file_hash(path) != expected:
             changes.append(Change(rel, "modified", affected(rel, all_katas)))
@@ -262,7 +279,7 @@ def check(root: Path | None = None, manifest: dict | None = None) -> list[Change
         prose = len(parts) == 3 and parts[0] == "katas" and parts[2] in KATA_PROSE
         if rel in pristine or rel == MANIFEST_FILE or prose:
             continue
-        if not _is_learner_file(rel, learner) or (root / rel).is_symlink():
+        if not _is_learner_file(rel, learner) or _through_symlink(root, rel):
             changes.append(Change(rel, "added", affected(rel, all_katas)))
     return changes
 

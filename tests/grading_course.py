@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from kata_tools import catalog, manifest, release
@@ -52,6 +53,35 @@ def solve(checkout: Path, kata: str, source: Path = ROOT) -> None:
         target = checkout / "katas" / kata / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
+
+
+def clean_python(dest: Path) -> Path:
+    """A venv at `dest` with this one's packages (hard links), but not the course's editable
+    install: a Python that does not point at this course, as the docs ask a grader to use."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
+    here = Path(sysconfig.get_paths()["purelib"])
+    there = Path(sysconfig.get_paths(vars={"base": str(dest), "platbase": str(dest)})["purelib"])
+
+    def local_install(name: str) -> bool:
+        if name.startswith("__editable__"):
+            return True
+        url = here / name / "direct_url.json"
+        return name.endswith(".dist-info") and url.is_file() and '"file:' in url.read_text()
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for entry in here.iterdir():
+        if local_install(entry.name) or entry.name == "__pycache__":
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, there / entry.name, copy_function=link, symlinks=True)
+        else:
+            link(entry, there / entry.name)
+    return dest / "bin" / "python"
 
 
 def learner_file(checkout: Path, kata: str = "01_event_loop") -> Path:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from grading_course import instructor_course, learner_checkout, learner_file, run, solve
+from grading_course import ROOT, instructor_course, learner_checkout, learner_file, run, solve
 from kata_tools import grading, manifest
 from kata_tools.grading import sandbox, verdict
 
@@ -44,6 +44,7 @@ REPORT_KEYS = {
     "percent",
     "scoring",
     "graded_from",
+    "solutions_reachable",
     "manifest",
     "review",
     "katas",
@@ -79,7 +80,9 @@ def learner(instructor, tmp_path):
 
 
 def grade_from(instructor, learner, tmp_path, **kw) -> dict:
-    report = grading.grade(instructor, tmp_path / "out", source=learner, **kw)
+    """--from, graded inside the instructor's course (which holds solutions/, as does the venv
+    these tests run with): allowed here; test_grading_cheats.py grades from a clean copy."""
+    report = grading.grade(instructor, tmp_path / "out", source=learner, allow_solutions=True, **kw)
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     return check_schema(on_disk)
@@ -209,6 +212,33 @@ def test_in_place_every_file_outside_the_allow_list_counts(instructor, learner, 
     assert "httpx.pyc" in kata["message"]
 
 
+def test_the_listing_never_follows_a_symlinked_folder(instructor, learner, tmp_path):
+    """A `kata_blog -> /usr` link once listed 105,989 changes: a link is one entry, never entered."""
+    pristine = manifest.load(learner)
+    blog = learner / "kata_blog"
+    copy = tmp_path / "kata_blog_copy"
+    blog.rename(copy)
+    big = tmp_path / "big"  # stands for /usr: many files, none of them the course's
+    for i in range(300):
+        (big / f"d{i % 10}").mkdir(parents=True, exist_ok=True)
+        (big / f"d{i % 10}" / f"f{i}.py").write_text("")
+    for target in (big, copy):  # elsewhere, or an identical copy: a link either way
+        if blog.is_symlink():
+            blog.unlink()
+        blog.symlink_to(target, target_is_directory=True)
+        changes = manifest.check(learner, pristine)
+        kinds = {(c.path, c.kind) for c in changes}
+        assert ("kata_blog", "added") in kinds
+        assert {c.kind for c in changes if c.path != "kata_blog"} == {"deleted"}
+        assert {c.path for c in changes if c.path != "kata_blog"} == {
+            rel for rel in pristine["protected"] if rel.startswith("kata_blog/")
+        }
+    (learner / "katas/01_event_loop/helpers").symlink_to(big, target_is_directory=True)
+    changes = {(c.path, c.kind) for c in manifest.check(learner, pristine)}
+    assert ("katas/01_event_loop/helpers", "added") in changes
+    assert not any(path.startswith("katas/01_event_loop/helpers/") for path, _ in changes)
+
+
 def test_in_place_every_pyproject_table_that_can_load_code_counts(instructor, learner):
     pristine = manifest.load(learner)
     pyproject = learner / "pyproject.toml"
@@ -263,6 +293,7 @@ def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner
         digest,
         "--gradescope",
         str(tmp_path / "gs.json"),
+        "--allow-solutions",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "o/report.json").read_text())["score"] == 10
@@ -275,6 +306,7 @@ def test_grade_through_the_command_line_with_a_pinned_digest(instructor, learner
         str(learner),
         "--out",
         str(tmp_path / "o"),
+        "--allow-solutions",
         KATA_MANIFEST_DIGEST="0000",
     )
     assert other.returncode == 1
@@ -297,3 +329,42 @@ def test_proportional_scoring_counts_agreeing_passes_and_nothing_for_an_early_en
     learner_file(learner).write_text(PYTEST_EXIT_AFTER_ONE_RULE)
     cheat = grade_from(course, learner, tmp_path)["katas"][0]
     assert cheat["score"] == 0 and "specs ran" in cheat["message"]
+
+
+def test_the_review_judges_code_not_docstrings():
+    """Every reference solution and stub is clean; a docstring naming pytest or solutions/ is not code."""
+    from kata_tools.grading import review
+
+    for base in ("solutions", "katas"):
+        for path in sorted((ROOT / base).rglob("*.py")):
+            if "__pycache__" in path.parts or path.name.startswith(("test_", "conftest")):
+                continue
+            assert review.scan(path.read_text(), str(path)) == [], path
+    prose = '"""Run it with pytest; compare with solutions/01_event_loop (runpy is not needed)."""\n'
+    assert review.scan(prose + "x = 1\n", "a.py") == []
+    code = prose + (
+        "import runpy\n"
+        "from pytest import TestReport\n"
+        "TestReport.from_item_and_call = None\n"
+        "p = base / 'solutions' / name\n"
+        "limiter().total_tokens = 4\n"
+    )
+    assert [(r["line"], r["what"]) for r in review.scan(code, "a.py")] == [
+        (2, "runpy"),
+        (3, "pytest"),
+        (4, "patch"),
+        (5, "solutions"),
+    ]
+
+
+def test_solutions_next_to_or_above_the_course_are_found(tmp_path):
+    from kata_tools.grading import isolation
+
+    course, tree = tmp_path / "outer" / "course", tmp_path / "tree"
+    course.mkdir(parents=True)
+    tree.mkdir()
+    env = sandbox.child_env(tmp_path)
+    (tmp_path / "outer" / "solutions" / "notes").mkdir(parents=True)  # no kata in it
+    assert str(tmp_path / "outer" / "solutions") not in isolation.solutions_reachable(course, tree, env)
+    (tmp_path / "outer" / "solutions" / "01_event_loop").mkdir()
+    assert str(tmp_path / "outer" / "solutions") in isolation.solutions_reachable(course, tree, env)

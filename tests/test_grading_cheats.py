@@ -1,19 +1,35 @@
 """Every cheat of issue 13, re-run against the documented instructor flow: what honest work earns.
 
 The flow (docs/grading.md): the instructor publishes `kata release`, the learner works in that
-checkout, the instructor grades it with `kata grade --from CHECKOUT` from their own course. Each
-cheat below got full marks from the old grader; here it earns what the honest part of the work
-earns (0 for all of them: all-or-nothing, and none solves every rule) and the report says why.
+checkout, the instructor grades it with `kata grade --from CHECKOUT` from a grading copy without
+solutions/ and with its own venv. Each cheat below got full marks from an older grader; here it
+earns what the honest part of the work earns (0 for all of them: all-or-nothing, and none solves
+every rule) and the report says why. Most run in this process, from an instructor's course with
+solutions/ (`allow_solutions`: none of them needs the answers); the one that reads the answers
+from disk is also graded the documented way, from a clean copy and venv in a subprocess.
 The symlink cheat and the hanging submission are in test_grading.py.
 """
 
 from __future__ import annotations
 
+import json
 import py_compile
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from grading_course import ROOT, instructor_course, learner_checkout, learner_file, run, solve
+from grading_course import (
+    ROOT,
+    clean_python,
+    env_for,
+    instructor_course,
+    learner_checkout,
+    learner_file,
+    run,
+    solve,
+)
 from kata_tools import grading, manifest
 from kata_tools.grading import sandbox
 
@@ -42,7 +58,9 @@ def learner(instructor, tmp_path):
 
 
 def grade_01(instructor, checkout, tmp_path) -> dict:
-    report = grading.grade(instructor, tmp_path / "out", source=checkout, only=["01_event_loop"])
+    report = grading.grade(
+        instructor, tmp_path / "out", source=checkout, only=["01_event_loop"], allow_solutions=True
+    )
     return report["katas"][0] | {"report": report}
 
 
@@ -60,6 +78,48 @@ def test_honest_work_on_one_rule_scores_zero(instructor, learner, tmp_path):
         "EL2": "failing",
         "EL3": "failing",
     }
+
+
+RUNS_THE_REFERENCE_SOLUTION = """import runpy
+import sys
+from pathlib import Path
+
+_answer = Path(sys.executable).parents[2] / "solutions/01_event_loop/event_loop.py"
+globals().update({k: v for k, v in runpy.run_path(str(_answer)).items() if not k.startswith("__")})
+"""
+
+
+def test_cheat_running_the_reference_solution_from_the_graders_disk(instructor, learner, tmp_path):
+    """The grading tree has no solutions/, but a Python whose venv lives in the full course does."""
+    learner_file(learner).write_text(RUNS_THE_REFERENCE_SOLUTION)
+    assert (Path(sys.executable).parents[2] / "solutions/01_event_loop/event_loop.py").is_file()
+    # Graded from inside the full course (this venv is in one too): --from refuses.
+    with pytest.raises(grading.GradingError, match="solutions") as refused:
+        grading.grade(instructor, tmp_path / "refused", source=learner, only=["01_event_loop"])
+    assert str(Path(sys.executable).parents[2] / "solutions") in str(refused.value)
+    assert not (tmp_path / "refused").exists()
+    # Forced, the answer is on disk and earns the marks; the report says why they do not count.
+    forced = grade_01(instructor, learner, tmp_path)
+    assert forced["status"] == "solved", forced["message"]
+    assert str(instructor / "solutions") in forced["report"]["solutions_reachable"]
+    assert {"runpy", "solutions"} <= reviewed(forced)
+    assert "Not marks to record" in (tmp_path / "out" / "summary.md").read_text()
+
+    # The documented flow: a grading copy without solutions/ (the release) and its own venv.
+    grader = learner_checkout(instructor, tmp_path / "grader")
+    venv = tmp_path / "venv"
+    python = clean_python(venv)
+    env = env_for(grader, PWD=str(grader), VIRTUAL_ENV=str(venv))
+    out = tmp_path / "clean"
+    argv = [str(python), "-m", "kata_tools.cli", "grade", "1", "--from", str(learner), "-o", str(out)]
+    proc = subprocess.run(argv, cwd=grader, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["solutions_reachable"] == [] and report["score"] == 0
+    kata = report["katas"][0]
+    assert kata["status"] == "failing" and kata["passed"] == 0 and kata["total"] == 9
+    assert "FileNotFoundError" in kata["tests"][0]["message"], kata["tests"][0]
+    assert {"runpy", "solutions"} <= {r["what"] for r in report["review"]}
 
 
 def test_cheat_copying_solutions_is_impossible_in_the_student_release(instructor, learner):
@@ -252,3 +312,26 @@ def test_cheat_writing_forged_results_into_the_graders_pipe(instructor, learner,
     assert kata["status"] == "tampered" and kata["score"] == 0
     assert "pipe" in kata["message"]
     assert "fd" in reviewed(kata)
+
+
+REPORT_FACTORY_FORCES_PASSED = (
+    STUB_WITH_EL1
+    + """
+import pytest
+_make = pytest.TestReport.from_item_and_call
+def _passed(item, call):
+    report = _make(item, call)
+    report.outcome, report.longrepr = "passed", None
+    return report
+pytest.TestReport.from_item_and_call = _passed
+"""
+)
+
+
+def test_cheat_replacing_pytests_report_factory(instructor, learner, tmp_path):
+    """Both records are made from the report object, so forging it at its source fooled both."""
+    learner_file(learner).write_text(REPORT_FACTORY_FORCES_PASSED)
+    kata = grade_01(instructor, learner, tmp_path)
+    assert kata["status"] == "tampered" and kata["score"] == 0, kata
+    assert "TestReport.from_item_and_call" in kata["message"]
+    assert {"pytest", "patch"} <= reviewed(kata)

@@ -2,7 +2,7 @@
 
 kata dev new NN_name     scaffold a kata: every file it needs, each with a TODO
 kata dev check [NN]...   what the self-tests prove, for these katas (default: all)
-kata dev sync            rewrite every generated file (README blocks, manifest, Classroom)
+kata dev sync            rewrite every generated file (README blocks, the manifest)
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def check(
 def sync(
     check_only: bool = typer.Option(False, "--check", help="only say what is stale; exit 1 if any"),
 ) -> None:
-    """Rewrite every generated file: README blocks, the manifest, the Classroom workflow."""
+    """Rewrite every generated file: the README blocks and the manifest."""
     from kata_tools.dev import sync as syncer
 
     lines, stale = syncer.sync(catalog.ROOT, write=not check_only)

@@ -55,6 +55,12 @@ def grade(
         envvar="KATA_MANIFEST_DIGEST",
         help="the manifest digest of your pristine course: any other scores 0",
     ),
+    allow_solutions: bool = typer.Option(
+        False,
+        "--allow-solutions",
+        help="with --from, grade even if the graded code could read a solutions/ folder "
+        "(marks not to record; the report lists the folders)",
+    ),
 ) -> None:
     """Grade each kata in its own bounded pytest process (exit 1 below full marks)."""
     from kata_tools import grading
@@ -75,6 +81,7 @@ def grade(
             source.resolve() if source else None,
             expect_manifest,
             gradescope,
+            allow_solutions,
         )
     except grading.GradingError as e:
         raise Fail(str(e), 2) from None
@@ -96,6 +103,11 @@ def grade(
             unmet,
         )
     out.print(table)
+    if report["solutions_reachable"]:
+        from kata_tools import i18n
+
+        folders = ", ".join(report["solutions_reachable"][:3])
+        out.print(Text(i18n.tool("grading")("solutions-warning", folders=folders), style="bold red"))
     for k in report["katas"]:  # why a kata scored 0 despite its specs (timed out, tampered, ...)
         if k["message"]:
             out.print(Text(f"  {k['number']}: {k['message']}", style="red"))

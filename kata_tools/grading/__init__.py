@@ -2,11 +2,13 @@
 
 Two modes (docs/grading.md says what each can and cannot catch):
 
-- `kata grade --from CHECKOUT` (the documented default for marks that count, run where the
-  instructor controls the course: Gradescope, a Classroom workflow that checks out the pristine
-  template, the instructor's laptop). Only the learner files each kata.toml declares are copied from
-  CHECKOUT, never through a symlink, into a fresh copy of this course; nothing else of the
-  checkout is read. Its other changes are listed ("counted": false) and change no score.
+- `kata grade --from CHECKOUT` (the documented default for marks that count, run by the
+  instructor from a copy of the course without solutions/ (the student release) and a Python
+  that does not point at the full course: Gradescope, the instructor's grading copy). Only the
+  learner files each kata.toml declares are copied from CHECKOUT, never through a symlink, into
+  a fresh copy of this course; nothing else of the checkout is read. Its other changes are listed
+  ("counted": false) and change no score. It refuses to grade when the graded code could read a
+  solutions/ folder (isolation.py) unless told `allow_solutions`.
 - `kata grade` in a learner's own checkout (their CI): the same isolated runs, and every change
   from the pristine tree (kata_tools/manifest.py, an allow list) scores the katas it affects 0.
 
@@ -32,6 +34,9 @@ report.json, schema "kata-grade/2" (every key always present; learner text cappe
       "score": 10.0, "max_score": 90.0, "percent": 11.1,
       "scoring": "all-or-nothing",
       "graded_from": null,                        # or the checkout given to --from
+      "solutions_reachable": [],                  # solutions/ folders the graded code could read
+                                                  # (kata_tools/grading/isolation.py); --from
+                                                  # refuses unless allow_solutions
       "manifest": {"digest": "3f1c...", "changes": [
           {"path": "katas/01_event_loop/httpx.pyc", "change": "added",   # modified, deleted, added
            "katas": ["01_event_loop"], "counted": true}], "changes_left_out": 0},
@@ -59,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from kata_tools import catalog, i18n, manifest, results
-from kata_tools.grading import reports, review, sandbox, verdict
+from kata_tools.grading import isolation, reports, review, sandbox, verdict
 from kata_tools.grading.config import (
     CONFIG_FILE,
     DEFAULT_POINTS,
@@ -140,8 +145,12 @@ def grade(
     source: Path | None = None,
     expect_manifest: str | None = None,
     gradescope: Path | None = None,
+    allow_solutions: bool = False,
 ) -> dict:
-    """Grade the learner files of `source` (default: `root` itself) with root's specs; write reports."""
+    """Grade the learner files of `source` (default: `root` itself) with root's specs; write reports.
+
+    With `source`, grading stops (GradingError) when the graded code could read a solutions/
+    folder (isolation.py), unless `allow_solutions`; the report lists such folders either way."""
     root = Path(root or catalog.ROOT).resolve()
     out = Path(out or root / "grade-report").resolve()
     config = load_config(root)
@@ -178,6 +187,9 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp_name:
         tmp = Path(tmp_name)
         base = sandbox.make_tree(root, tmp / "course")
+        reachable = isolation.solutions_reachable(root, base, sandbox.child_env(tmp / "check"))
+        if reachable and source is not None and not allow_solutions:
+            raise GradingError(_msg("solutions-reachable", folders=", ".join(reachable[:3])))
         for k in katas:
             entry, output, found = _grade_one(
                 k,
@@ -203,6 +215,7 @@ def grade(
         "percent": round(100 * score / max_score, 1) if max_score else 0.0,
         "scoring": config.scoring,
         "graded_from": reports.clean(str(source), 500) if source is not None else None,
+        "solutions_reachable": [reports.clean(s, 500) for s in reachable[:20]],
         "manifest": {
             "digest": digest,
             "changes": changes[:CHANGES_CAP],

@@ -97,6 +97,9 @@ def markdown(report: dict, lang: str | None = None) -> str:
     ]
     if report["graded_from"]:
         lines.append(t("summary-from", source=md(report["graded_from"], 200)))
+    if report.get("solutions_reachable"):
+        folders = ", ".join(md(s, 200) for s in report["solutions_reachable"][:3])
+        lines += ["", "**" + t("solutions-warning", folders=folders) + "**"]
     lines += ["", t("summary-header"), "| --- | ---: | --- | ---: | --- |"]
     for k in report["katas"]:
         unmet = ", ".join(r["rule"] for r in k["rules"] if r["status"] != "passed") or "-"

@@ -48,6 +48,8 @@ CLEAN_ENV = (
     "PYTEST_PLUGINS",
     "PYTEST_CURRENT_TEST",
     "GITHUB_STEP_SUMMARY",
+    "PWD",  # the folder `kata grade` was started in (the course, perhaps the full one); the
+    "OLDPWD",  # child's own folder is the tree
 )
 
 

@@ -4,7 +4,8 @@ A spec counts as passed only when the probe's live report (kata_tools/grading/pr
 pytest's JUnit file both say it passed. A kata is solved only when every spec collected from the
 pristine spec files ran and passed, pytest reported the end of the session, and both the session's
 exit status and the process exit code are 0. Any disagreement between the two records is reported
-as tampering: learner code in the process rewrote one of them.
+as tampering: learner code in the process rewrote one of them; so is a "tampered" message of the
+probe (pytest's machinery replaced, or a report that contradicts its call).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def judge(run: KataRun, kata: str) -> Verdict:
     passed = sum(s["status"] == "passed" for s in specs)
     ran = sum(s["status"] != "not run" for s in specs)
     collect_errors = [m for m in run.messages if m.get("type") == "collect-error"]
+    patched = [str(m.get("what") or "?") for m in run.messages if m.get("type") == "tampered"]
 
     exitstatus = finish[0].get("exitstatus") if finish else None
     fields = {
@@ -127,6 +129,7 @@ def judge(run: KataRun, kata: str) -> Verdict:
         "returncode": run.returncode,
         "seconds": run.seconds,
         "where": (collect_errors[0].get("nodeid") or kata) if collect_errors else kata,
+        "patched": "; ".join(patched[:3]) + (f" (+{len(patched) - 3})" if len(patched) > 3 else ""),
     }
 
     def verdict(solved, status, code):
@@ -138,6 +141,8 @@ def judge(run: KataRun, kata: str) -> Verdict:
         return verdict(False, "not run", "collect-error" if collect_errors else "nothing-collected")
     if garbage or len(finish) > 1 or len([m for m in run.messages if m.get("type") == "collected"]) > 1:
         return verdict(False, "tampered", "result-pipe-garbled")
+    if patched:
+        return verdict(False, "tampered", "pytest-patched")
     if disagree:
         return verdict(False, "tampered", "results-disagree")
     if not finish or junit is None:
