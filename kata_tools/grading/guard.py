@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
+from typing import Any
 
 PACKAGES = ("_pytest", "pytest", "pluggy", "pytest_asyncio", "pytest_timeout", "kata_tools.grading")
 CHANGED_CAP = 5  # names reported at most
@@ -62,7 +63,7 @@ def snapshot() -> Callable[[], list[str]]:
     parts_of, same, is_code, missing = _parts, _same, _is_code, object()
     entries: list[tuple] = []  # (namespace, name, value, what it runs, label)
     seen: set[tuple[int, str]] = set()
-    classes: list[tuple[type, object, int, set[str]]] = []  # (class, namespace, size, keys)
+    classes: list[tuple[type, Any, int, set[str]]] = []  # (class, namespace, size, keys)
 
     def keep(owner, name: str, value, label: str) -> None:
         if (id(owner), name) not in seen:
