@@ -22,6 +22,20 @@ def test_every_rule_of_a_kata_has_a_spec(kata, solution_run):
     assert not missing, f"rules of {kata.name} with no spec tagged @pytest.mark.rule: {missing}"
 
 
+@pytest.mark.parametrize("kata", KATAS)
+def test_katas_10_and_on_teach_only_rules_beyond_the_notes_and_the_first_nine_none(kata):
+    """rules.toml's beyond_notes agrees with the kata: 01-09 teach the notes' rules (their README
+    closes with "Where the notes differ"), 10 and on teach only rules the notes never state
+    (their README closes with "Beyond the notes"; readme.closing_section)."""
+    beyond = readme.closing_section(kata) == "beyond-notes"
+    taught = [rule for rule in catalog.rules().values() if rule.kata == kata.name]
+    wrong = [rule.id for rule in taught if rule.beyond_notes != beyond]
+    assert not wrong, (
+        f"{kata.name} teaches {wrong}, whose beyond_notes in katas/rules.toml is not {str(beyond).lower()}: "
+        + ("a kata from 10 on teaches only rules the notes never state" if beyond else "katas 01-09 teach the notes' own rules")
+    )
+
+
 def test_every_rule_is_taught_by_a_kata_and_every_kata_names_known_rules():
     orphans = [r.id for r in catalog.rules().values() if not r.kata]
     assert not orphans, f"no katas/NN_name/kata.toml lists these rules of katas/rules.toml: {orphans}"

@@ -22,6 +22,7 @@ def make_engine(database_url, statement_timeout):
         cursor = dbapi_connection.cursor()
         cursor.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
         cursor.close()
+        dbapi_connection.commit()  # or the pool's rollback on return undoes the SET
 
     return engine
 
