@@ -450,6 +450,26 @@ def test_version_help_and_completion(course):
     assert kata(course, "hint", "-h").returncode == 0
 
 
+def test_every_command_option_and_argument_has_its_help_in_both_languages():
+    import typer
+
+    from kata_tools import i18n
+    from kata_tools.cli import app, helptexts
+
+    keys = [key for key, _ in helptexts.helped(typer.main.get_command(app))]
+    assert len(keys) > 30
+    missing = [key for key in keys if key not in i18n.tool("cli")]
+    assert not missing, f"help texts missing from kata_tools/messages/cli.toml: {missing}"
+
+
+def test_help_follows_lang_given_on_the_command_line(course):
+    korean = kata(course, "--lang", "ko", "watch", "--help")
+    assert korean.returncode == 0 and "스펙을 한 번 실행하고" in korean.stdout, korean.stdout
+    assert "이 도움말을" in korean.stdout and "run the specs once" not in korean.stdout
+    english = kata(course, "--lang=en", "-h", KATA_LANG="ko")
+    assert english.returncode == 0 and "Katas on concurrency" in english.stdout, english.stdout
+
+
 def test_bare_kata_watches_the_current_kata_and_hint_without_nn_means_it(course):
     hinted = kata(course, "hint")
     assert hinted.returncode == 0 and "Hint 1 of" in hinted.stdout and "kata 01" in hinted.stdout

@@ -89,9 +89,7 @@ def list_katas() -> None:
 
 
 def next_kata(
-    run: bool = typer.Option(
-        True, "--run/--no-run", help="run the kata's specs when its results are missing or out of date"
-    ),
+    run: bool = typer.Option(True, "--run/--no-run"),
 ) -> None:
     """The first unsolved kata: its task and its current failures."""
     status = course.statuses()
@@ -126,10 +124,8 @@ def next_kata(
 
 
 def hint(
-    kata: str | None = typer.Argument(
-        None, metavar="[NN]", help="kata number, e.g. 01 (default: the current kata)"
-    ),
-    all_: bool = typer.Option(False, "--all", help="show again every hint seen so far"),
+    kata: str | None = typer.Argument(None, metavar="[NN]"),
+    all_: bool = typer.Option(False, "--all"),
 ) -> None:
     """The next hint of the ladder of the rule that fails now (it remembers how far you went)."""
     target = course.current(kata)
@@ -170,7 +166,7 @@ def hint(
 
 
 def lang(
-    choice: str | None = typer.Argument(None, metavar="[ko|en]", help="the language to keep"),
+    choice: str | None = typer.Argument(None, metavar="[ko|en]"),
 ) -> None:
     """Show or set the language of the course (remembered in .kata/lang)."""
     if choice is None:
