@@ -251,6 +251,18 @@ def test_next_shows_the_task_and_the_current_failures(course):
     assert "0/9" in kata(course, "list").stdout
 
 
+def test_next_shows_failures_in_the_current_language_not_the_last_runs(course):
+    assert kata(course, "next").returncode == 0  # an English run: its messages are stored
+    stored = kata(course, "--lang", "ko", "next", "--no-run")
+    assert "다른 언어로 실행한 결과" in stored.stdout, stored.stdout
+    korean = kata(course, "--lang", "ko", "next")
+    assert korean.returncode == 0 and "카타 01의 스펙을 실행한다" in korean.stdout, korean.stdout
+    assert "아직 작성하지 않았다" in korean.stdout and "Not written yet" not in korean.stdout
+    assert "스펙: " not in korean.stdout.replace("스펙: katas/", "")  # no English docstring line
+    again = kata(course, "--lang", "ko", "next")  # now stored in Korean: shown without a run
+    assert "카타 01의 스펙을 실행한다" not in again.stdout and "아직 작성하지 않았다" in again.stdout
+
+
 def test_hint_climbs_the_ladder_and_remembers_it(course):
     readme_hints = re.findall(
         r"^\d+\. ",

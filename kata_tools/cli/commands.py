@@ -109,12 +109,15 @@ def next_kata(
     task = texts.section(kata, "task")
     out.print(markdown(task) if task else Text(say("no-task", readme=texts.readme_name(kata))))
     out.print()
-    if run and (s.state in (results.NOT_RUN, results.PARTIAL) or s.stale):
+    other_lang = not s.messages_in(i18n.current())  # stored messages cannot be translated: re-run
+    if run and (s.state in (results.NOT_RUN, results.PARTIAL) or s.stale or other_lang):
         line("next-running", style="dim", number=kata.number)
         records, output = course.run_kata(kata)
         show_run(kata, records, output)
     elif s.failures:
         line("next-failures", style="bold", failing=len(s.failures), total=s.total)
+        if other_lang:
+            line("next-other-lang", style="dim", number=kata.number)
         out.print()
         show_failure(s.failures[0])
         if len(s.failures) > 1:
