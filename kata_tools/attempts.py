@@ -46,7 +46,9 @@ class Attempt:
             pytest.fail(say("attempt-not-awaited", call=self.unawaited[0], rule=rule), pytrace=False)
         if self.error:
             key, where = ("attempt-crashed-at", self.where) if self.where else ("attempt-crashed", "")
-            pytest.fail(say(key, error=self.error, where=where, message=self.message, rule=rule), pytrace=False)
+            pytest.fail(
+                say(key, error=self.error, where=where, message=self.message, rule=rule), pytrace=False
+            )
 
 
 async def attempt(run) -> Attempt:
