@@ -478,6 +478,12 @@ def test_help_follows_lang_given_on_the_command_line(course):
     korean = kata(course, "--lang", "ko", "watch", "--help")
     assert korean.returncode == 0 and "스펙을 한 번 실행하고" in korean.stdout, korean.stdout
     assert "이 도움말을" in korean.stdout and "run the specs once" not in korean.stdout
+    from kata_tools.helpformat import width
+
+    for args in (("--help",), ("watch", "--help"), ("lab", "--help")):
+        shown = kata(course, "--lang", "ko", *args, COLUMNS="200")
+        wide = [line for line in shown.stdout.splitlines() if width(line) > 80]
+        assert shown.returncode == 0 and not wide, f"kata {' '.join(args)}: over 80 columns: {wide}"
     english = kata(course, "--lang=en", "-h", KATA_LANG="ko")
     assert english.returncode == 0 and "Katas on concurrency" in english.stdout, english.stdout
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-from kata_tools import catalog, i18n
+from kata_tools import catalog, helpformat, i18n
 from kata_tools.cli import commands, dev, grade, helptexts, reset, watch
 from kata_tools.cli.ui import Fail, err, out, say
 
@@ -121,6 +121,7 @@ def command():
     """The click command of `app`, its help texts in the current language (kata_tools/cli/helptexts.py)."""
     cmd = typer.main.get_command(app)
     helptexts.localize(cmd)
+    helpformat.by_display_width(cmd)
     return cmd
 
 
