@@ -61,6 +61,19 @@ def _formatter(base):
     return DisplayWidthFormatter
 
 
+def help_option_says(command, text: str) -> None:
+    """The help of `command`'s own -h/--help option (click's "Show this message and exit.")."""
+    original = command.get_help_option
+
+    def get_help_option(ctx):
+        option = original(ctx)
+        if option is not None:
+            option.help = text
+        return option
+
+    command.get_help_option = get_help_option
+
+
 def by_display_width(command) -> None:
     """Wrap the help of `command` and every command below it by display width."""
     base = command.context_class

@@ -8,7 +8,7 @@ watch --help` is Korean too; the command functions keep their docstrings for the
 
 from __future__ import annotations
 
-from kata_tools import i18n
+from kata_tools import helpformat, i18n
 
 
 def key_of(path: str, param: str | None = None) -> str:
@@ -34,14 +34,4 @@ def localize(command) -> None:
         if key in say:
             item.help = say(key)
         if hasattr(item, "get_help_option"):
-            item.get_help_option = _help_option(item.get_help_option, say("help-option"))
-
-
-def _help_option(original, text: str):
-    def get_help_option(ctx):
-        option = original(ctx)
-        if option is not None:
-            option.help = text
-        return option
-
-    return get_help_option
+            helpformat.help_option_says(item, say("help-option"))

@@ -135,6 +135,7 @@ def command(prog: str, run):
     cmd = typer.main.get_command(app)
     cmd.name = prog
     helpformat.by_display_width(cmd)
+    helpformat.help_option_says(cmd, MSG("help-help"))
     return cmd
 
 
