@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import MissingGreenlet
 
+from kata_tools import i18n
 from kata_tools.catalog import kata_of
 from kata_tools.loader import display
 from kata_tools.probes import unawaited_in
@@ -39,15 +40,15 @@ class Attempt:
         return self.error == MissingGreenlet.__name__ or MissingGreenlet.__name__ in self.message
 
     def fail_if_crashed(self, rule: str) -> None:
+        """Fail the spec in words (kata_tools/messages/plugin.toml) if the code crashed or forgot an await."""
+        say = i18n.tool("plugin")
         if self.unawaited:
-            pytest.fail(
-                f"{self.unawaited[0]}() was called without await: that only creates a coroutine, "
-                f"which never runs. Await every call that talks to the database ({rule}).",
-                pytrace=False,
-            )
+            pytest.fail(say("attempt-not-awaited", call=self.unawaited[0], rule=rule), pytrace=False)
         if self.error:
-            at = f" at {self.where}" if self.where else ""
-            pytest.fail(f"{self.error}{at}: {self.message} ({rule}).", pytrace=False)
+            key, where = ("attempt-crashed-at", self.where) if self.where else ("attempt-crashed", "")
+            pytest.fail(
+                say(key, error=self.error, where=where, message=self.message, rule=rule), pytrace=False
+            )
 
 
 async def attempt(run) -> Attempt:

@@ -83,8 +83,9 @@ def write_json(path: Path, data: dict) -> None:
 # --- spec results ------------------------------------------------------------------------------
 
 
-def spec_record(record: dict, at: float) -> dict:
-    """What results.json keeps of a pytest-plugin record (see pytest_plugin._record)."""
+def spec_record(record: dict, at: float, lang: str = "") -> dict:
+    """What results.json keeps of a pytest-plugin record (see pytest_plugin._record); `lang`:
+    the language its message is in (a message cannot be translated afterwards, only re-run)."""
     doc = record.get("doc") or ""
     if isinstance(doc, list):
         doc = doc[0] if doc else ""
@@ -95,15 +96,17 @@ def spec_record(record: dict, at: float) -> dict:
         "message": record.get("message") or "",
         "doc": doc,
         "at": at,
+        "lang": lang,
     }
 
 
-def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> list[str]:
+def merge_run(root: Path, runs: dict[str, dict], now: float | None = None, lang: str = "") -> list[str]:
     """Merge one pytest run into results.json; returns the warning lines to show (0, 1 or 2).
 
     `runs` maps a kata name to {"complete": bool, "specs": {nodeid: plugin record}}. A complete
     run (every spec of the kata collected and run) replaces the kata's entry, so renamed or
     deleted specs drop out; a partial one (`-k`, `file::test`, `-x`) updates only its specs.
+    `lang` is the language of the run's messages, kept with each spec.
     A corrupt or foreign file is replaced (one line says so); a folder that cannot be written
     leaves everything as it was (one line says progress is not saved).
     """
@@ -113,7 +116,7 @@ def merge_run(root: Path, runs: dict[str, dict], now: float | None = None) -> li
     lines = [_msg("progress-replaced", warning=warning)] if warning else []
     katas = _as_dict(data.get("katas"))
     for kata, run in runs.items():
-        specs = {nodeid: spec_record(r, now) for nodeid, r in run["specs"].items()}
+        specs = {nodeid: spec_record(r, now, lang) for nodeid, r in run["specs"].items()}
         old = katas.get(kata)
         if run["complete"] or not isinstance(old, dict) or not isinstance(old.get("specs"), dict):
             entry = {"complete": bool(run["complete"]), "specs": specs}
@@ -158,6 +161,10 @@ class KataStatus:
     @property
     def solved(self) -> bool:
         return self.state == SOLVED
+
+    def messages_in(self, lang: str) -> bool:
+        """True when every failure's stored message is in `lang` (older results say no language)."""
+        return all(r.get("lang") == lang for r in self.failures)
 
 
 def _valid_spec(rec) -> bool:

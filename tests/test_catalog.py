@@ -32,7 +32,11 @@ def test_katas_10_and_on_teach_only_rules_beyond_the_notes_and_the_first_nine_no
     wrong = [rule.id for rule in taught if rule.beyond_notes != beyond]
     assert not wrong, (
         f"{kata.name} teaches {wrong}, whose beyond_notes in katas/rules.toml is not {str(beyond).lower()}: "
-        + ("a kata from 10 on teaches only rules the notes never state" if beyond else "katas 01-09 teach the notes' own rules")
+        + (
+            "a kata from 10 on teaches only rules the notes never state"
+            if beyond
+            else "katas 01-09 teach the notes' own rules"
+        )
     )
 
 

@@ -251,6 +251,18 @@ def test_next_shows_the_task_and_the_current_failures(course):
     assert "0/9" in kata(course, "list").stdout
 
 
+def test_next_shows_failures_in_the_current_language_not_the_last_runs(course):
+    assert kata(course, "next").returncode == 0  # an English run: its messages are stored
+    stored = kata(course, "--lang", "ko", "next", "--no-run")
+    assert "다른 언어로 실행한 결과" in stored.stdout, stored.stdout
+    korean = kata(course, "--lang", "ko", "next")
+    assert korean.returncode == 0 and "카타 01의 스펙을 실행한다" in korean.stdout, korean.stdout
+    assert "아직 작성하지 않았다" in korean.stdout and "Not written yet" not in korean.stdout
+    assert "스펙: " not in korean.stdout.replace("스펙: katas/", "")  # no English docstring line
+    again = kata(course, "--lang", "ko", "next")  # now stored in Korean: shown without a run
+    assert "카타 01의 스펙을 실행한다" not in again.stdout and "아직 작성하지 않았다" in again.stdout
+
+
 def test_hint_climbs_the_ladder_and_remembers_it(course):
     readme_hints = re.findall(
         r"^\d+\. ",
@@ -448,6 +460,32 @@ def test_version_help_and_completion(course):
     helped = kata(course, "-h")
     assert helped.returncode == 0 and "watch" in helped.stdout and "--install-completion" in helped.stdout
     assert kata(course, "hint", "-h").returncode == 0
+
+
+def test_every_command_option_and_argument_has_its_help_in_both_languages():
+    import typer
+
+    from kata_tools import i18n
+    from kata_tools.cli import app, helptexts
+
+    keys = [key for key, _ in helptexts.helped(typer.main.get_command(app))]
+    assert len(keys) > 30
+    missing = [key for key in keys if key not in i18n.tool("cli")]
+    assert not missing, f"help texts missing from kata_tools/messages/cli.toml: {missing}"
+
+
+def test_help_follows_lang_given_on_the_command_line(course):
+    korean = kata(course, "--lang", "ko", "watch", "--help")
+    assert korean.returncode == 0 and "스펙을 한 번 실행하고" in korean.stdout, korean.stdout
+    assert "이 도움말을" in korean.stdout and "run the specs once" not in korean.stdout
+    from kata_tools.helpformat import width
+
+    for args in (("--help",), ("watch", "--help"), ("lab", "--help")):
+        shown = kata(course, "--lang", "ko", *args, COLUMNS="200")
+        wide = [line for line in shown.stdout.splitlines() if width(line) > 80]
+        assert shown.returncode == 0 and not wide, f"kata {' '.join(args)}: over 80 columns: {wide}"
+    english = kata(course, "--lang=en", "-h", KATA_LANG="ko")
+    assert english.returncode == 0 and "Katas on concurrency" in english.stdout, english.stdout
 
 
 def test_bare_kata_watches_the_current_kata_and_hint_without_nn_means_it(course):

@@ -9,18 +9,29 @@ tests/test_messages.py); this file checks what a Korean learner would see.
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
-from conftest import kata_paths, run_specs
-from kata_tools import catalog, i18n
+from conftest import PYCACHE, kata_paths, run_specs
+from kata_tools import catalog, i18n, runner
+from kata_tools.dev import check
 
 pytestmark = pytest.mark.timeout(1800)
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 CODE = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"|\S*[_./:()=<>\[\]{}]\S*|\b[A-Z][A-Za-z]*[A-Z]\w*\b")
 WORD = re.compile(r"\b[A-Za-z]{2,}\b")
+FUNCTION_WORD = re.compile(
+    r"\b(?:the|an?|of|to|in|at|on|is|are|was|were|and|or|not|no|with|for|from|by|its?)\b", re.I
+)
+PHRASE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})+")
+BACKTICKS = re.compile(r"`[^`]*`")  # code, left out first: a colon in it quotes nothing
+# What a Korean line quotes as it came, never translated: the text after ": " or after an
+# exception's name (a library's error message, a response body), up to the next Hangul.
+QUOTED = re.compile(r"(?::\s|[A-Za-z]*(?:Error|Exception|Warning)\b\)?)[^\uac00-\ud7a3]*")
 KATAS = catalog.katas()
+MISTAKES = [m for kata in KATAS for m in catalog.mistakes(kata.name)]
 
 
 def english_sentence(line: str) -> bool:
@@ -32,6 +43,54 @@ def english_sentence(line: str) -> bool:
     if HANGUL.search(line):
         return False
     return len(WORD.findall(CODE.sub(" ", line))) >= 4
+
+
+def english_phrases(line: str) -> list[str]:
+    """English phrases inside a Korean line: two or more words with an English function word
+    ("the first run"), or three or more lowercase words; code, names and what the line quotes
+    (QUOTED: an error's own message) left out."""
+    if not HANGUL.search(line):
+        return []
+    return [
+        p
+        for p in PHRASE.findall(CODE.sub(" ", QUOTED.sub(" ", BACKTICKS.sub(" ", line))))
+        if FUNCTION_WORD.search(p) or (len(p.split()) >= 3 and p.islower())
+    ]
+
+
+class KoreanMistakeRounds:
+    """Every declared mistake run once in Korean, batched: round i is one inner run of every kata
+    that has an i-th mistake, each kata's solution with that mistake (tests/mistakes/NN_name.toml).
+    Rounds are made on demand, two at a time unless one holds a kata that runs alone."""
+
+    def __init__(self, tmp, env: dict):
+        self.tmp, self.env = tmp, env
+        by_kata = [catalog.mistakes(k.name) for k in KATAS]
+        self.rounds = [[ms[i] for ms in by_kata if i < len(ms)] for i in range(max(map(len, by_kata)))]
+        self.cache: dict[int, runner.Run] = {}
+        self.lock = threading.Lock()
+
+    def _run(self, i: int) -> runner.Run:
+        dest = self.tmp / f"round-{i:02d}"
+        katas = [catalog.Kata(m.kata) for m in self.rounds[i]]
+        for kata, mistake in zip(katas, self.rounds[i]):
+            check.write_solution(kata, dest, mistake)
+        return runner.run(runner.targets(katas), source=dest, env=self.env, lang="ko", pycache=PYCACHE)
+
+    def result(self, mistake: catalog.Mistake) -> runner.Run:
+        i = next(n for n, ms in enumerate(self.rounds) if mistake in ms)
+        with self.lock:
+            if i not in self.cache:
+                todo = [n for n in (i, i + 1) if n < len(self.rounds) and n not in self.cache]
+                alone = any(catalog.Kata(m.kata).runs_alone for n in todo for m in self.rounds[n])
+                for n, run in zip(todo, check.parallel(self._run, todo, jobs=1 if alone else check.JOBS)):
+                    self.cache[n] = run
+            return self.cache[i]
+
+
+@pytest.fixture(scope="session")
+def korean_mistake_runs(tmp_path_factory, inner_env) -> KoreanMistakeRounds:
+    return KoreanMistakeRounds(tmp_path_factory.mktemp("mistakes-ko"), inner_env)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +119,36 @@ def test_a_korean_run_of_the_stubs_prints_no_english_teaching_sentence(kata, kor
     assert not english, "English teaching text in a Korean run (KATA_LANG=ko):\n  " + "\n  ".join(
         english[:20]
     )
+
+
+def test_the_phrase_detector_finds_english_phrases_in_korean_lines():
+    assert english_phrases("서버의 the first run에서 요청이 실패했다") == ["the first run"]
+    assert english_phrases("댓글 엔드포인트: await 없이 호출했다 (위치: katas/08/x.py:3)") == []
+    assert english_phrases("lazy loading 대신 eager loading을 쓴다: selectinload(Post.comments)") == []
+    assert english_phrases("GET 요청 5개: 5초 안에 끝나지 않았다 · Internal Server Error") == []
+    assert english_phrases("The comment endpoints: await 없이 호출한 것이 있다") == ["The comment endpoints"]
+    assert (
+        english_phrases("pool_settings(64, 10, 6)이(가) ValueError를 냈다: 4 connections cannot give 6") == []
+    )
+    assert (
+        english_phrases("풀의 커넥션을 끊었다: InterfaceError: (sqlalchemy.exc) connection is closed") == []
+    )
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_a_korean_run_of_each_declared_mistake_teaches_in_korean_only(mistake, korean_mistake_runs):
+    """What a Korean learner sees on the mistakes learners make (the stubs show only the TODO lines):
+    no failure line is an English sentence, no Korean line embeds an English phrase."""
+    run = korean_mistake_runs.result(mistake)
+    failed = run.failed(mistake.kata)
+    assert failed or run.of(mistake.kata), f"the specs of {mistake.kata} did not run: {run.output[-600:]}"
+    english = [
+        f"{r['nodeid']}: {line.strip()}"
+        for r in failed
+        for line in r["message"].splitlines()
+        if english_sentence(line) or english_phrases(line)
+    ]
+    assert not english, f"English in a Korean run of mistake {mistake.id!r}:\n  " + "\n  ".join(english[:20])
 
 
 @pytest.mark.parametrize("kata", KATAS)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import typer
 
-from kata_tools import catalog, i18n
-from kata_tools.cli import commands, dev, grade, reset, watch
+from kata_tools import catalog, helpformat, i18n
+from kata_tools.cli import commands, dev, grade, helptexts, reset, watch
 from kata_tools.cli.ui import Fail, err, out, say
 
 app = typer.Typer(
@@ -34,7 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Katas on concurrency in FastAPI and async SQLAlchemy: `kata` watches the current kata.",
 )
 
 
@@ -70,11 +69,8 @@ def root(
         metavar="ko|en",
         callback=_choose_lang,
         is_eager=True,
-        help="language of the output, for this command only (`kata lang ko` remembers it)",
     ),
-    show_version: bool = typer.Option(
-        False, "--version", "-V", callback=_show_version, is_eager=True, help="show the version"
-    ),
+    show_version: bool = typer.Option(False, "--version", "-V", callback=_show_version, is_eager=True),
 ) -> None:
     """Katas on concurrency in FastAPI and async SQLAlchemy."""
     if ctx.invoked_subcommand is None:  # bare `kata`: what a learner most likely wants
@@ -109,6 +105,26 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
+def lang_in(args: list[str]) -> str | None:
+    """The value of a `--lang` among the arguments (before `--`), read before the help is built."""
+    for n, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--lang" and n + 1 < len(args):
+            return args[n + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def command():
+    """The click command of `app`, its help texts in the current language (kata_tools/cli/helptexts.py)."""
+    cmd = typer.main.get_command(app)
+    helptexts.localize(cmd)
+    helpformat.by_display_width(cmd)
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root_dir = find_root(Path.cwd().resolve())
@@ -121,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             return subprocess.call([sys.executable, "-m", "kata_tools.cli", *args], env=env)
         except KeyboardInterrupt:
             return 130
+    if i18n.normalize(lang_in(args)):  # else `--lang`'s callback says what is wrong
+        i18n.set_lang(lang_in(args))
     try:
-        app(args=args, prog_name="kata")  # standalone: usage errors print their help, exit 2
+        command()(args=args, prog_name="kata")  # standalone: usage errors print their help, exit 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Fail as e:

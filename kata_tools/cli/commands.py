@@ -89,9 +89,7 @@ def list_katas() -> None:
 
 
 def next_kata(
-    run: bool = typer.Option(
-        True, "--run/--no-run", help="run the kata's specs when its results are missing or out of date"
-    ),
+    run: bool = typer.Option(True, "--run/--no-run"),
 ) -> None:
     """The first unsolved kata: its task and its current failures."""
     status = course.statuses()
@@ -111,12 +109,15 @@ def next_kata(
     task = texts.section(kata, "task")
     out.print(markdown(task) if task else Text(say("no-task", readme=texts.readme_name(kata))))
     out.print()
-    if run and (s.state in (results.NOT_RUN, results.PARTIAL) or s.stale):
+    other_lang = not s.messages_in(i18n.current())  # stored messages cannot be translated: re-run
+    if run and (s.state in (results.NOT_RUN, results.PARTIAL) or s.stale or other_lang):
         line("next-running", style="dim", number=kata.number)
         records, output = course.run_kata(kata)
         show_run(kata, records, output)
     elif s.failures:
         line("next-failures", style="bold", failing=len(s.failures), total=s.total)
+        if other_lang:
+            line("next-other-lang", style="dim", number=kata.number)
         out.print()
         show_failure(s.failures[0])
         if len(s.failures) > 1:
@@ -126,10 +127,8 @@ def next_kata(
 
 
 def hint(
-    kata: str | None = typer.Argument(
-        None, metavar="[NN]", help="kata number, e.g. 01 (default: the current kata)"
-    ),
-    all_: bool = typer.Option(False, "--all", help="show again every hint seen so far"),
+    kata: str | None = typer.Argument(None, metavar="[NN]"),
+    all_: bool = typer.Option(False, "--all"),
 ) -> None:
     """The next hint of the ladder of the rule that fails now (it remembers how far you went)."""
     target = course.current(kata)
@@ -170,7 +169,7 @@ def hint(
 
 
 def lang(
-    choice: str | None = typer.Argument(None, metavar="[ko|en]", help="the language to keep"),
+    choice: str | None = typer.Argument(None, metavar="[ko|en]"),
 ) -> None:
     """Show or set the language of the course (remembered in .kata/lang)."""
     if choice is None:

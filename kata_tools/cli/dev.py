@@ -13,14 +13,13 @@ from kata_tools import catalog
 from kata_tools.cli.ui import fail, line, out
 
 app = typer.Typer(
-    help="For contributors: scaffold, check and sync katas (CONTRIBUTING.md).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
 
 
 @app.command("new")
-def new(name: str = typer.Argument(..., metavar="NN_name", help="e.g. 10_retries")) -> None:
+def new(name: str = typer.Argument(..., metavar="NN_name")) -> None:
     """Scaffold a kata: folders, kata.toml, READMEs, messages, stub, solution, spec, mistakes."""
     from kata_tools.dev import scaffold
 
@@ -35,8 +34,8 @@ def new(name: str = typer.Argument(..., metavar="NN_name", help="e.g. 10_retries
 
 @app.command("check")
 def check(
-    katas: list[str] | None = typer.Argument(None, metavar="[NN]...", help="default: all"),
-    quick: bool = typer.Option(False, "--quick", help="only the checks that run no spec"),
+    katas: list[str] | None = typer.Argument(None, metavar="[NN]..."),
+    quick: bool = typer.Option(False, "--quick"),
 ) -> None:
     """Run, for these katas, exactly what the self-tests prove; one line per problem."""
     from kata_tools.dev import check as checker
@@ -51,7 +50,7 @@ def check(
 
 @app.command("sync")
 def sync(
-    check_only: bool = typer.Option(False, "--check", help="only say what is stale; exit 1 if any"),
+    check_only: bool = typer.Option(False, "--check"),
 ) -> None:
     """Rewrite every generated file: the README blocks and the manifest."""
     from kata_tools.dev import sync as syncer

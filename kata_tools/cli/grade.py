@@ -35,25 +35,17 @@ def kata_names(keys: list[str], names: list[str]) -> list[str]:
 
 
 def grade(
-    katas: list[str] | None = typer.Argument(
-        None, metavar="[NN]...", help="grade only these katas (default: all)"
-    ),
-    out_dir: Path = typer.Option(
-        Path("grade-report"), "--out", "-o", help="folder for report.json, summary.md, junit.xml"
-    ),
+    katas: list[str] | None = typer.Argument(None, metavar="[NN]..."),
+    out_dir: Path = typer.Option(Path("grade-report"), "--out", "-o"),
     source: Path | None = typer.Option(
         None,
         "--from",
-        help="grade the learner files of this course checkout with this tree's pristine specs",
     ),
-    gradescope: Path | None = typer.Option(
-        None, "--gradescope", help="also write Gradescope's results.json here"
-    ),
+    gradescope: Path | None = typer.Option(None, "--gradescope"),
     expect_manifest: str | None = typer.Option(
         None,
         "--expect-manifest",
         envvar="KATA_MANIFEST_DIGEST",
-        help="the manifest digest of your pristine course: any other scores 0",
     ),
     allow_solutions: bool = typer.Option(
         False,

@@ -13,8 +13,8 @@ from kata_tools.cli.ui import fail, line, say
 
 
 def reset(
-    kata: str = typer.Argument(..., metavar="NN", help="kata number, e.g. 01"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+    kata: str = typer.Argument(..., metavar="NN"),
+    yes: bool = typer.Option(False, "--yes", "-y"),
 ) -> None:
     """Put the kata's learner files back as they were given (your version is kept in .kata/backup/)."""
     target = course.find(kata)

@@ -94,18 +94,13 @@ class Session:
 
 
 def watch(
-    kata: str | None = typer.Argument(
-        None, metavar="[NN]", help="kata number (default: the current kata, the first unsolved)"
-    ),
-    pytest_args: list[str] | None = typer.Argument(
-        None, metavar="[-- PYTEST ARGS]", help="passed to pytest, after --, e.g. -- --lf -x"
-    ),
+    kata: str | None = typer.Argument(None, metavar="[NN]"),
+    pytest_args: list[str] | None = typer.Argument(None, metavar="[-- PYTEST ARGS]"),
     poll: bool = typer.Option(
         False,
         "--poll",
-        help="poll for changes (WSL, network or container mounts where events do not arrive)",
     ),
-    once: bool = typer.Option(False, "--once", help="run the specs once, show the first failure and stop"),
+    once: bool = typer.Option(False, "--once"),
 ) -> None:
     """Re-run a kata's specs each time you save one of its files."""
     extra = list(pytest_args or [])

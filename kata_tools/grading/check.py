@@ -12,6 +12,12 @@ import json
 import sys
 from pathlib import Path
 
+from kata_tools import i18n
+
+
+def say(key: str, **fields) -> str:
+    return i18n.tool("grading")(key, **fields)
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
@@ -23,18 +29,26 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(path.read_text(encoding="utf-8"))
         entry = next(k for k in report["katas"] if k["kata"] == kata or k["number"] == kata)
     except (OSError, ValueError, KeyError, TypeError):
-        print(f"{path}: no readable grade report (did the grading step run?)")
+        print(say("check-no-report", path=path))
         return 1
     except StopIteration:
-        print(f"{path}: kata {kata} was not graded")
+        print(say("check-not-graded", path=path, kata=kata))
         return 1
     if not str(report.get("schema", "")).startswith("kata-grade/"):
-        print(f"{path}: not a kata grade report")
+        print(say("check-not-a-report", path=path))
         return 1
-    line = (
-        f"{entry['number']} {entry['title']}: {entry['status']}, {entry['score']:g} / {entry['max_score']:g}"
+    status = entry["status"]
+    key = f"status-{status.replace(' ', '-')}"
+    line = say(
+        "check-line",
+        number=entry["number"],
+        title=entry["title"],
+        status=say(key) if key in i18n.tool("grading") else status,
+        score=f"{entry['score']:g}",
+        max_score=f"{entry['max_score']:g}",
+        passed=entry["passed"],
+        total=entry["total"],
     )
-    line += f" ({entry['passed']} / {entry['total']} specs)"
     print(line + (f"\n{entry['message']}" if entry.get("message") else ""))
     return 0 if entry["status"] == "solved" else 1
 

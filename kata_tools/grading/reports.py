@@ -79,11 +79,22 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
-def markdown(report: dict, lang: str | None = None) -> str:
-    T = i18n.tool("grading")
+def _texts(lang: str | None):
+    """t(key, **fields) in `lang`, and word(kind, value): a status or change word ("failing")."""
+    catalog = i18n.tool("grading")
 
     def t(key, **fields):
-        return T.text(key, lang).format(**fields)
+        return catalog.text(key, lang).format(**fields)
+
+    def word(kind: str, value: str) -> str:
+        key = f"{kind}-{value.replace(' ', '-')}"
+        return t(key) if key in catalog else value
+
+    return t, word
+
+
+def markdown(report: dict, lang: str | None = None) -> str:
+    t, word = _texts(lang)
 
     lines = [
         t(
@@ -105,7 +116,7 @@ def markdown(report: dict, lang: str | None = None) -> str:
         unmet = ", ".join(r["rule"] for r in k["rules"] if r["status"] != "passed") or "-"
         lines.append(
             f"| {k['number']} {md(k['title'], 80)} | {_g(k['score'])} / {_g(k['max_score'])} | "
-            f"{STATUS_MARK.get(k['status'], '')} {k['status']} | {k['passed']} / {k['total']} | {unmet} |"
+            f"{STATUS_MARK.get(k['status'], '')} {word('status', k['status'])} | {k['passed']} / {k['total']} | {unmet} |"
         )
     changes = report["manifest"]["changes"]
     if changes:
@@ -115,12 +126,12 @@ def markdown(report: dict, lang: str | None = None) -> str:
         if counted:
             lines.append(t("summary-changes-counted"))
             lines += [
-                f"- {c['change']}: {md(c['path'], 200)} ({', '.join(c['katas']) or '-'})"
+                f"- {word('change', c['change'])}: {md(c['path'], 200)} ({', '.join(c['katas']) or '-'})"
                 for c in counted[:LIST_CAP]
             ]
         if ignored:
             lines.append(t("summary-changes-ignored"))
-            lines += [f"- {c['change']}: {md(c['path'], 200)}" for c in ignored[:LIST_CAP]]
+            lines += [f"- {word('change', c['change'])}: {md(c['path'], 200)}" for c in ignored[:LIST_CAP]]
         more = max(0, len(counted) - LIST_CAP) + max(0, len(ignored) - LIST_CAP)
         more += report["manifest"].get("changes_left_out", 0)
         if more:
@@ -159,19 +170,22 @@ def markdown(report: dict, lang: str | None = None) -> str:
 # --- Gradescope --------------------------------------------------------------------------------
 
 
-def gradescope(report: dict) -> dict:
+def gradescope(report: dict, lang: str | None = None) -> dict:
     """Gradescope's results.json: one test per kata, with the rules not met yet as its output."""
+    t, word = _texts(lang)
     tests = []
     for k in report["katas"]:
         failing = [f"{r['rule']} {clean(r['title'], 200)}" for r in k["rules"] if r["status"] != "passed"]
         if k["status"] == "solved":
-            output = f"solved: all {len(k['rules'])} rules met ({', '.join(r['rule'] for r in k['rules'])})"
+            rules = ", ".join(r["rule"] for r in k["rules"])
+            output = t("gradescope-solved", count=len(k["rules"]), rules=rules)
         else:
-            parts = [f"{k['status']}: {k['passed']} / {k['total']} specs passed"]
+            status = word("status", k["status"])
+            parts = [t("gradescope-progress", status=status, passed=k["passed"], total=k["total"])]
             if k["message"]:
                 parts.append(clean(k["message"], 500))
             if failing:
-                parts.append("not met yet: " + "; ".join(failing))
+                parts.append(t("gradescope-not-met", rules="; ".join(failing)))
             output = "\n".join(parts)
         tests.append(
             {
@@ -188,7 +202,7 @@ def gradescope(report: dict) -> dict:
     counted = [c for c in report["manifest"]["changes"] if c["counted"]]
     output = ""
     if counted:
-        output = "Changed course files: " + ", ".join(clean(c["path"], 200) for c in counted[:LIST_CAP])
+        output = t("gradescope-changed", paths=", ".join(clean(c["path"], 200) for c in counted[:LIST_CAP]))
     return {
         "score": report["score"],
         "output": output,

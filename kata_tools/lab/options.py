@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from kata_tools import i18n
+from kata_tools import helpformat, i18n
 from kata_tools.lab.modes import MODES, MSG, Settings
 
 
@@ -99,7 +99,11 @@ def check(
 def command(prog: str, run):
     """The lab as a click command (built with typer); `run(options)` returns the exit code."""
     app = typer.Typer(add_completion=False, rich_markup_mode=None)
-    epilog = "modes:\n" + "\n".join(f"  {m.name:<20} {m.blurb} ({m.rule})" for m in MODES.values())
+    # "\b": click keeps these lines as they are; each mode is wrapped here, under its blurb
+    modes = [
+        helpformat.wrap(f"{m.blurb} ({m.rule})", 74, f"  {m.name:<20}", " " * 23) for m in MODES.values()
+    ]
+    epilog = "\b\n" + MSG("help-modes-title") + "\n" + "\n".join(modes)
 
     @app.command(help=MSG("help"), epilog=epilog, context_settings={"help_option_names": ["-h", "--help"]})
     def lab(
@@ -130,6 +134,8 @@ def command(prog: str, run):
 
     cmd = typer.main.get_command(app)
     cmd.name = prog
+    helpformat.by_display_width(cmd)
+    helpformat.help_option_says(cmd, MSG("help-help"))
     return cmd
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog
+from kata_tools import catalog, i18n
 from kata_tools.loader import use_solutions
 from kata_tools.plugin.shared import RESULTS, is_spec
 
@@ -68,7 +68,7 @@ def save_progress(session: pytest.Session) -> None:
         if runs:
             from kata_tools import progress  # only now: keeps the plugin's import cost tiny
 
-            lines = progress.merge_run(catalog.ROOT, runs)
+            lines = progress.merge_run(catalog.ROOT, runs, lang=i18n.current())
             _say(config, lines)
     except Exception:  # progress is a convenience: it must never fail a learner's test run
         pass

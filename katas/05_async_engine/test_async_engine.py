@@ -304,7 +304,7 @@ async def test_the_engine_runs_its_queries_through_asyncpg(load, seeded_db):
             database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
         return driver, database
 
-    outcome = await attempt(lambda: within(5, ask(), "A query through async_engine", "AE1"))
+    outcome = await attempt(lambda: within(5, ask(), MSG("what-a-query"), "AE1"))
     if outcome.error:
         fail("ae1-cannot-connect", error=outcome.error, message=outcome.message[:200])
     crashed(outcome)
@@ -497,7 +497,7 @@ async def test_each_request_gets_its_own_session_on_async_engine_and_gives_its_c
         async with client_for(app) as client:
             return [await client.get(f"/posts/{post_id}") for post_id in ids]
 
-    outcome = await attempt(lambda: within(5, five_requests(), "Five GET requests", "AE4"))
+    outcome = await attempt(lambda: within(5, five_requests(), MSG("what-five-gets"), "AE4"))
     crashed(outcome)
 
     statuses = [r.status_code for r in outcome.value]

@@ -148,7 +148,7 @@ def never_awaited_message(call, what: str) -> str:
 
 
 def error_message(call: Call, what: str) -> str:
-    at = f" at {call.where}" if call.where else ""
+    at = MSG("at-where", where=call.where) if call.where else ""
     if call.error_type is TypeError and "await" in call.error:
         return MSG("awaited-a-plain-call", what=what, error=call.error, at=at)
     if call.error_type is AttributeError and "coroutine" in call.error:
@@ -224,7 +224,7 @@ async def send(client, method: str, url: str, **kwargs) -> Answer:
     except NotImplementedError:
         raise
     except (TimeoutError, asyncio.TimeoutError):
-        return Answer(error=f"no answer within {ANSWER_WITHIN} s")
+        return Answer(error=MSG("no-answer", seconds=ANSWER_WITHIN))
     except Exception as e:
         first_line = str(e).splitlines()[0] if str(e) else ""
         return Answer(status=500, error=f"{type(e).__name__}: {first_line}")
@@ -406,7 +406,7 @@ async def test_the_comment_endpoints_create_list_and_refuse_a_missing_post(kata,
         listed = await send(client, "GET", f"/posts/{post_id}/comments")
         gone = await send(client, "POST", f"/posts/{missing}/comments", json={"content": new})
 
-    assert not served.never_awaited, never_awaited_message(served, "The comment endpoints")
+    assert not served.never_awaited, never_awaited_message(served, MSG("comment-endpoints"))
     url = f"/posts/{post_id}/comments"
     assert created.status == 201 and isinstance(created.body, dict), MSG(
         "post-answered", url=url, said=created.said()

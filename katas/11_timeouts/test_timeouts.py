@@ -320,4 +320,4 @@ async def test_the_guard_lets_a_query_of_a_fifth_of_it_finish(kata, engines, gua
         run = lambda: connection.execute(text("SELECT pg_sleep(:s)"), {"s": quick})  # noqa: E731
         task, in_time = await bounded(run(), deadline(guard))
     error = type(task.exception()).__name__ if in_time and task.exception() else None
-    assert in_time and not error, MSG("guard-too-tight", guard=guard, quick=quick, error=error or "nothing")
+    assert in_time and not error, MSG("guard-too-tight", guard=guard, quick=quick, error=error or MSG("no-error-deadline"))

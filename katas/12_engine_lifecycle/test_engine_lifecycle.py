@@ -152,7 +152,7 @@ def first_problem(replies: list, ids=POSTS) -> str | None:
         if isinstance(reply, BaseException):
             return f"{type(reply).__name__}: {short(reply)}"
         if reply != expected(post_id):
-            return f"GET /posts/{post_id} answered {reply[0]} {str(reply[1])[:120]}"
+            return MSG("answered", post_id=post_id, status=reply[0], body=str(reply[1])[:120])
     return None
 
 
@@ -215,7 +215,7 @@ async def test_after_shutdown_no_connection_of_the_app_is_left_in_postgresql(kat
     app = kata.create_app(seeded_db.plain_url)
     served = await serve_once(app)
     problem = first_problem(served.replies)
-    assert problem is None, MSG("run-failed", run="the run", problem=problem)
+    assert problem is None, MSG("run-failed", run=MSG("run-the-run"), problem=problem)
     engine = require_engine(served)
     opened = engine.sync_engine.pool.checkedin()
     left = await spectator.backends_after()
@@ -228,7 +228,7 @@ async def test_the_app_serves_again_after_a_restart_on_a_new_event_loop(kata, se
     app = kata.create_app(seeded_db.plain_url)
     first = await asyncio.to_thread(serve_on_a_new_loop, app)
     problem = first_problem(first.replies)
-    assert problem is None, MSG("run-failed", run="the first run", problem=problem)
+    assert problem is None, MSG("run-failed", run=MSG("run-the-first-run"), problem=problem)
     left = await spectator.backends_after()  # the first loop is closed: nothing can close these now
     second = await asyncio.to_thread(serve_on_a_new_loop, app)
     problem = first_problem(second.replies)
@@ -261,7 +261,7 @@ async def test_requests_after_the_database_dropped_every_connection_succeed(
     async with serve(app, served) as client:
         warm = await get_posts(client, served)
         problem = first_problem(warm)
-        assert problem is None, MSG("run-failed", run="the first requests", problem=problem)
+        assert problem is None, MSG("run-failed", run=MSG("run-the-first-requests"), problem=problem)
         for _ in range(rounds):
             killed = await spectator.terminate_all()
             after = await get_posts(client, served)

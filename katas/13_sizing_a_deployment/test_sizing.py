@@ -107,7 +107,7 @@ def run_workers(seeded_db, settings: dict, workers: int, demand: int, spectator)
         for proc, line in zip(procs, lines):
             if not line:
                 proc.kill()
-                problem = proc.stderr.read().strip().splitlines()[-1:] or ["no output"]
+                problem = proc.stderr.read().strip().splitlines()[-1:] or [MSG("no-output")]
                 pytest.fail(MSG("worker-crashed", settings=settings, problem=problem[0][:200]), pytrace=False)
             reports.append(json.loads(line))
         held = _connections_of_workers(spectator, seeded_db.name)  # every worker is holding now
