@@ -77,9 +77,8 @@ def help_option_says(command, text: str) -> None:
 def by_display_width(command) -> None:
     """Wrap the help of `command` and every command below it by display width."""
     base = command.context_class
-
-    class Context(base):
-        formatter_class = _formatter(base.formatter_class)
+    # A subclass of the command's own context class, made here: mypy cannot see a variable base.
+    Context = type("Context", (base,), {"formatter_class": _formatter(base.formatter_class)})
 
     stack = [command]
     while stack:
