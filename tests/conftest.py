@@ -63,8 +63,14 @@ def inner_env(pytestconfig) -> dict:
 
 @pytest.fixture(scope="session")
 def course_runs(tmp_path_factory, inner_env) -> check.Runs:
-    """The inner runs of `kata dev check` (kata_tools/dev/check.py), shared by this session."""
-    return check.Runs(tmp_path_factory.mktemp("runs"), inner_env, PYCACHE)
+    """The inner runs of `kata dev check` (kata_tools/dev/check.py), shared by this session.
+
+    Each declared mistake runs once, in Korean: its verdict is judged by tests/test_specs_are_real.py
+    (outcomes and rule tags, in any language), its text by tests/test_korean_edition.py. The English
+    messages run on the stubs and the variants."""
+    runs = check.Runs(tmp_path_factory.mktemp("runs"), inner_env, PYCACHE)
+    runs.mistake_lang = "ko"
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,11 @@ tests/test_messages.py); this file checks what a Korean learner would see.
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 
-from conftest import PYCACHE, kata_paths, run_specs
-from kata_tools import catalog, i18n, runner
-from kata_tools.dev import check
+from conftest import kata_paths, run_specs
+from kata_tools import catalog, i18n
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -56,41 +54,6 @@ def english_phrases(line: str) -> list[str]:
         for p in PHRASE.findall(CODE.sub(" ", QUOTED.sub(" ", BACKTICKS.sub(" ", line))))
         if FUNCTION_WORD.search(p) or (len(p.split()) >= 3 and p.islower())
     ]
-
-
-class KoreanMistakeRounds:
-    """Every declared mistake run once in Korean, batched: round i is one inner run of every kata
-    that has an i-th mistake, each kata's solution with that mistake (tests/mistakes/NN_name.toml).
-    Rounds are made on demand, two at a time unless one holds a kata that runs alone."""
-
-    def __init__(self, tmp, env: dict):
-        self.tmp, self.env = tmp, env
-        by_kata = [catalog.mistakes(k.name) for k in KATAS]
-        self.rounds = [[ms[i] for ms in by_kata if i < len(ms)] for i in range(max(map(len, by_kata)))]
-        self.cache: dict[int, runner.Run] = {}
-        self.lock = threading.Lock()
-
-    def _run(self, i: int) -> runner.Run:
-        dest = self.tmp / f"round-{i:02d}"
-        katas = [catalog.Kata(m.kata) for m in self.rounds[i]]
-        for kata, mistake in zip(katas, self.rounds[i]):
-            check.write_solution(kata, dest, mistake)
-        return runner.run(runner.targets(katas), source=dest, env=self.env, lang="ko", pycache=PYCACHE)
-
-    def result(self, mistake: catalog.Mistake) -> runner.Run:
-        i = next(n for n, ms in enumerate(self.rounds) if mistake in ms)
-        with self.lock:
-            if i not in self.cache:
-                todo = [n for n in (i, i + 1) if n < len(self.rounds) and n not in self.cache]
-                alone = any(catalog.Kata(m.kata).runs_alone for n in todo for m in self.rounds[n])
-                for n, run in zip(todo, check.parallel(self._run, todo, jobs=1 if alone else check.JOBS)):
-                    self.cache[n] = run
-            return self.cache[i]
-
-
-@pytest.fixture(scope="session")
-def korean_mistake_runs(tmp_path_factory, inner_env) -> KoreanMistakeRounds:
-    return KoreanMistakeRounds(tmp_path_factory.mktemp("mistakes-ko"), inner_env)
 
 
 @pytest.fixture(scope="session")
@@ -136,10 +99,11 @@ def test_the_phrase_detector_finds_english_phrases_in_korean_lines():
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)
-def test_a_korean_run_of_each_declared_mistake_teaches_in_korean_only(mistake, korean_mistake_runs):
+def test_a_korean_run_of_each_declared_mistake_teaches_in_korean_only(mistake, mistake_runs):
     """What a Korean learner sees on the mistakes learners make (the stubs show only the TODO lines):
     no failure line is an English sentence, no Korean line embeds an English phrase."""
-    run = korean_mistake_runs.result(mistake)
+    # The session's one run of this mistake, made in Korean (tests/conftest.py's course_runs).
+    run = mistake_runs.result(mistake)
     failed = run.failed(mistake.kata)
     assert failed or run.of(mistake.kata), f"the specs of {mistake.kata} did not run: {run.output[-600:]}"
     english = [

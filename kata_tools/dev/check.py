@@ -1,7 +1,7 @@
 """`kata dev check`: exactly what the project's self-tests prove about a kata, one line per problem.
 
-The self-tests (tests/test_specs_are_real.py, tests/test_catalog.py, tests/test_variants.py) call
-the same functions: the runs below give them their inner pytest runs, the judges their verdicts.
+The self-tests (tests/test_specs_are_real.py, test_catalog.py, test_variants.py) call the same
+functions: the runs below give them their inner pytest runs, the judges their verdicts.
 
 What is proved, per kata:
 - kata.toml is valid: known rules, hints tied to its own rules, learner files in katas/ and
@@ -55,12 +55,8 @@ def pristine_stub(kata: catalog.Kata, rel: str, manifest: dict | None = None) ->
         if text is not None:
             return text, manifest_module.MANIFEST_FILE
     try:
-        proc = subprocess.run(
-            ["git", "show", f"HEAD:katas/{kata.name}/{rel}"],
-            cwd=catalog.ROOT,
-            capture_output=True,
-            timeout=20,
-        )
+        show = ["git", "show", f"HEAD:katas/{kata.name}/{rel}"]
+        proc = subprocess.run(show, cwd=catalog.ROOT, capture_output=True, timeout=20)
         if proc.returncode == 0:
             return proc.stdout.decode("utf-8", errors="replace"), "git HEAD"
     except (OSError, subprocess.SubprocessError):
@@ -105,6 +101,8 @@ def write_variant(variant: catalog.Variant, dest: Path) -> Path:
 class Runs:
     """The inner runs a check needs, each made once, learner files under `tmp`."""
 
+    mistake_lang: str | None = None  # the self-tests set "ko": one run gives a verdict and Korean text
+
     def __init__(self, tmp: Path, env: Mapping[str, str] | None = None, pycache: Path | None = None):
         self.tmp, self.env, self.pycache = Path(tmp), dict(env or {}), pycache
         self.n = 0
@@ -127,7 +125,7 @@ class Runs:
     def mistake(self, mistake: catalog.Mistake) -> runner.Run:
         kata = catalog.Kata(mistake.kata)
         source = write_solution(kata, self._dir(f"mistake-{mistake.id}"), mistake)
-        return self._run([kata], source=source)
+        return self._run([kata], source=source, lang=self.mistake_lang)
 
     def variant(self, variant: catalog.Variant) -> runner.Run:
         source = write_variant(variant, self._dir(f"variant-{variant.id}"))
