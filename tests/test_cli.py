@@ -541,6 +541,51 @@ def test_kata_lang_is_remembered_and_reaches_the_pytest_runs(course):
     assert bad.returncode == 2 and "fr" in bad.stderr
 
 
+def english_cli_sentences() -> list[str]:
+    """Each cli.toml English text's longest stretch without placeholders, when it is prose."""
+    from kata_tools import i18n
+
+    out = []
+    for key, entry in i18n.tool("cli").entries.items():
+        if key.startswith("help-"):
+            continue  # --help, checked by test_help_follows_lang_given_on_the_command_line
+        # Code (`kata next`) and placeholders stay as they are in both languages: split on them.
+        parts = re.split(r"`[^`]*`|\{[^}]*\}|\n", entry["en"])
+        longest = max(parts, key=len).strip(" .,:;()")
+        if len(re.findall(r"\b[a-z]{2,}\b", longest)) >= 4:
+            out.append(longest)
+    return out
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_every_learner_command_works_in_both_languages(tmp_path, lang):
+    # The same walk in each language: list, next, hint, watch --once, reset, grade. Same exit codes,
+    # no traceback; in Korean, no English sentence of the command's own catalog.
+    course = make_course(tmp_path / "course", katas=("01_event_loop", "02_thread_pool"))
+    solve(course, "02_thread_pool")
+    walk = [
+        (["list"], 0),
+        (["next", "--no-run"], 0),
+        (["hint", "01"], 0),
+        (["watch", "01", "--once"], 1),
+        (["reset", "02", "-y"], 0),
+        (["grade", "01", "--out", str(tmp_path / "grade")], 1),
+    ]
+    english = english_cli_sentences()
+    assert len(english) > 20  # the check below has something to look for
+    for args, code in walk:
+        done = kata(course, "--lang", lang, *args)
+        shown = done.stdout + done.stderr
+        assert done.returncode == code, f"kata {' '.join(args)}: exit {done.returncode}\n{shown}"
+        no_traceback(done)
+        if lang == "ko":
+            assert re.search(r"[\uac00-\ud7a3]", shown), f"kata {' '.join(args)} said nothing in Korean"
+            leaked = [sentence for sentence in english if sentence in shown]
+            assert not leaked, f"kata {' '.join(args)} in Korean printed English: {leaked}"
+    summary = (tmp_path / "grade" / "summary.md").read_text(encoding="utf-8")
+    assert bool(re.search(r"[\uac00-\ud7a3]", summary)) == (lang == "ko"), summary[:400]
+
+
 def test_a_korean_kata_list_stays_aligned_in_80_columns(tmp_path):
     from rich.cells import cell_len
 
