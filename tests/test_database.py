@@ -283,3 +283,19 @@ def test_a_server_orphaned_by_a_dead_run_is_swept_by_the_next_run(tmp_path):
 
     assert swept == [slot]
     assert sleeper.wait(timeout=10) != 0
+
+
+def test_after_ctrl_c_in_the_start_an_unclosed_file_it_leaves_is_no_traceback():
+    # The start thread goes on after Ctrl-C; a /proc file psutil was reading may be freed unclosed.
+    code = (
+        "import sys, types\n"
+        "seen = []\n"
+        "sys.unraisablehook = lambda u: seen.append(type(u.exc_value).__name__)\n"
+        "from kata_tools.postgres import plugin\n"
+        "plugin._drop_what_the_abandoned_start_leaves()\n"
+        "for error in (ResourceWarning('unclosed file'), RuntimeError('a real one')):\n"
+        "    sys.unraisablehook(types.SimpleNamespace(exc_type=type(error), exc_value=error))\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "['RuntimeError']", done.stdout + done.stderr

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -150,6 +151,21 @@ def pytest_keyboard_interrupt(excinfo) -> None:
         reporter = _CONFIG[-1].pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:  # written through pytest: its capture would swallow a print
             reporter.write_line(say("db-start-interrupted"))
+        _drop_what_the_abandoned_start_leaves()
+
+
+def _drop_what_the_abandoned_start_leaves() -> None:
+    """The start thread goes on after Ctrl-C (a daemon; its reaper stops the server). A file it was
+    reading then (pgserver scans /proc through psutil) may be freed unclosed, and pytest reported
+    that ResourceWarning with a 60-line traceback under the one line above. It is not the
+    learner's: from now on such warnings are dropped; any other unraisable error goes on as before."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, ResourceWarning):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 _CONFIG: list[pytest.Config] = []
