@@ -18,7 +18,6 @@ import typer
 from kata_tools import catalog, preloaded, runner
 from kata_tools.cli import course
 from kata_tools.cli.ui import all_solved, line, out, say, show_run, warn
-from kata_tools.preloaded import Preloaded
 
 Run = Callable[[catalog.Kata], tuple[list[dict], str]]
 
@@ -75,7 +74,7 @@ class Session:
         self.pytest_args = pytest_args
         self.stack = contextlib.ExitStack()
         self.env: dict[str, str] | None = None
-        self.preloaded: Preloaded | None = None
+        self.preloaded: preloaded.Preloaded | None = None
 
     def run(self, kata: catalog.Kata) -> tuple[list[dict], str]:
         if kata.needs_database and self.env is None and "KATA_DATABASE_URL" not in course.RUN_ENV:
@@ -85,7 +84,7 @@ class Session:
         if self.preloaded is None and preloaded.SUPPORTED and os.environ.get("KATA_PRELOAD", "1") != "0":
             # Started after the first run, not beside it: the two would share the cores. It is
             # ready long before the learner saves again (about a second of imports).
-            self.preloaded = Preloaded(catalog.ROOT, course.run_env())
+            self.preloaded = preloaded.Preloaded(catalog.ROOT, course.run_env())
             self.stack.callback(self.preloaded.close)
         return result
 
