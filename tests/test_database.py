@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from conftest import ROOT
 from kata_tools import pg_reaper
 from kata_tools.postgres import provisioning as prov
-from kata_tools.postgres import server
+from kata_tools.postgres import server, spares
 
 # These tests start whole pytest runs; the embedded ones reuse the cached cluster.
 pytestmark = pytest.mark.timeout(120)
@@ -58,6 +60,14 @@ SPEC = textwrap.dedent(
     def test_after_the_leak(seeded_db):
         conn = psycopg2.connect(seeded_db.plain_url)
         conn.close()
+
+    def test_reports_its_database(seeded_db):
+        engine = create_engine(seeded_db.sync_url)
+        with engine.connect() as c:
+            oid = c.execute(text("SELECT oid FROM pg_database WHERE datname = current_database()")).scalar()
+        engine.dispose()
+        with open(os.environ["REPORT"], "w") as f:
+            f.write(str(oid))
     """
 )
 
@@ -299,3 +309,102 @@ def test_after_ctrl_c_in_the_start_an_unclosed_file_it_leaves_is_no_traceback():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "['RuntimeError']", done.stdout + done.stderr
+
+
+# --- spares: copies a warm server keeps ready, so a kata watch re-run needs not wait for one ---
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a live process nothing else names copies after: a keeper of the test's own."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def databases_named(database, prefix: str) -> dict[str, int]:
+    conn = database._admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT datname, oid FROM pg_database WHERE left(datname, %s) = %s", (len(prefix), prefix)
+            )
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def make_spares(database, prefix: str, count: int) -> dict[str, int]:
+    conn = database._admin()
+    try:
+        for k in range(1, count + 1):
+            database._copy(conn, f"{prefix}{k}")
+    finally:
+        conn.close()
+    return databases_named(database, prefix)
+
+
+def test_a_run_handed_a_warm_server_takes_its_copy_from_the_spares(spec_file, database, live_pid, tmp_path):
+    database.template()
+    prefix = spares.prefix_for(live_pid)
+    made = make_spares(database, prefix, 2)
+    report = tmp_path / "oid"
+    env = {**database.env, spares.ENV: prefix, "REPORT": str(report)}
+    proc = pytest_run(specs(spec_file, "reports_its_database"), env=env)
+    out, _ = proc.communicate(timeout=120)
+    for name in databases_named(database, prefix):
+        database.drop(name)
+    assert proc.returncode == 0, out
+    assert int(report.read_text()) in made.values(), "the spec got a copy of its own, not a spare"
+
+
+def test_eight_runs_taking_the_last_spare_at_once_never_share_it(database, live_pid):
+    database.template()
+    prefix = spares.prefix_for(live_pid)
+    make_spares(database, prefix, 1)
+    conns = [database._admin() for _ in range(8)]
+    barrier = threading.Barrier(len(conns))
+
+    def take(k: int) -> bool:
+        barrier.wait()
+        return spares.take(conns[k], prefix, f"kata_{live_pid}_{900 + k}")
+
+    try:
+        with ThreadPoolExecutor(len(conns)) as pool:
+            taken = list(pool.map(take, range(len(conns))))
+    finally:
+        for conn in conns:
+            conn.close()
+        for name in databases_named(database, f"kata_{live_pid}_"):
+            database.drop(name)
+    assert taken.count(True) == 1, taken
+
+
+def test_a_keeper_keeps_its_spares_ready_and_drops_them_when_it_closes(database):
+    database.template()
+    keeper = spares.Keeper(database._admin, database._copy)
+    try:
+        deadline = time.monotonic() + 60
+        while len(databases_named(database, keeper.prefix)) < spares.SPARES and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(databases_named(database, keeper.prefix)) == spares.SPARES
+    finally:
+        keeper.close()
+    assert databases_named(database, keeper.prefix) == {}
+
+
+def test_the_spares_of_a_keeper_that_died_are_swept_by_the_next_run(database):
+    database.template()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is dead: a keeper killed with its watch session
+    prefix = spares.prefix_for(gone.pid)
+    make_spares(database, prefix, 1)
+    run = prov.Database(kind="DATABASE_URL", admin_url=database.admin_url, description="", given_template="t")
+    run._to_drop_leftovers()
+    queued = []
+    while not run._to_drop.empty():
+        queued.append(run._to_drop.get_nowait())
+    for name in databases_named(database, prefix):
+        database.drop(name)
+    assert f"{prefix}1" in queued, queued

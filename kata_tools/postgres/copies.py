@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kata_tools import i18n
+from kata_tools.postgres import spares
 
 PREPARED_AHEAD = 3  # database copies made ahead of the specs that will use them
 COPIERS = 2  # threads making them: on a loaded machine one copy took longer than a failing spec
 COPY_WAIT = 6.0  # seconds a spec waits for its copy (the spec timeout is 10 s)
 COPY_ATTEMPTS = (0.1, 0.4, 1.0)  # pauses between the attempts at one copy
 TEMPLATE_LOST = "kata_tpl"  # never used: _reseed_template runs only with a given template
-COPY_NAME = re.compile(r"^kata_(\d+)_\d+$")
+COPY_NAME = re.compile(r"^kata_(\d+)_s?\d+$")  # a run's copies, and a keeper's spares
 
 
 class DatabaseUnavailable(Exception):
@@ -110,6 +111,7 @@ class Database:
     version: str = ""
     learner_role: str | None = None  # the specs connect as this role (None: as the admin user)
     given_template: str | None = None  # a seeded template that outlives this run: never dropped
+    spares: str | None = None  # the name prefix of a warm server's spare copies (spares.py)
     _stop: Callable[[], None] | None = None
     _template: str | None = field(default=None, repr=False)
 
@@ -121,6 +123,7 @@ class Database:
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._template = self.given_template
+        self._keeper: spares.Keeper | None = None
 
     @property
     def leaves_cleanup_to_next_run(self) -> bool:
@@ -137,6 +140,8 @@ class Database:
         }
         if self.learner_role:
             env["KATA_DATABASE_ROLE"] = self.learner_role
+        if self._keeper is not None:
+            env[spares.ENV] = self._keeper.prefix
         return env
 
     # --- URLs ---------------------------------------------------------------------------------
@@ -192,6 +197,13 @@ class Database:
                     thread.start()
                     self._threads.append(thread)
 
+    def keep_spares(self) -> None:
+        """Keep copies ready for the runs this server is handed to (a warm server: spares.py)."""
+        self.template()
+        with self._lock:
+            if self._keeper is None:
+                self._keeper = spares.Keeper(self._admin, self._copy)
+
     def create_test_database(self) -> str:
         """A fresh copy of the seeded template for one spec, or DatabaseProblem (one line)."""
         self.warm_up()
@@ -221,7 +233,8 @@ class Database:
             for pause in (*COPY_ATTEMPTS, None):
                 try:
                     conn = conn or self._admin()
-                    self._copy(conn, name)
+                    if not (self.spares and spares.take(conn, self.spares, name)):
+                        self._copy(conn, name)
                     error = None
                     break
                 except Exception as e:  # a full disk, a restarted server, a busy template
@@ -297,7 +310,7 @@ class Database:
             conn = self._admin()
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT datname FROM pg_database WHERE datname ~ '^kata_[0-9]+_[0-9]+$'")
+                    cur.execute("SELECT datname FROM pg_database WHERE datname ~ '^kata_[0-9]+_s?[0-9]+$'")
                     names = [row[0] for row in cur.fetchall()]
             finally:
                 conn.close()
@@ -330,6 +343,9 @@ class Database:
     def close(self) -> None:
         """Stop making copies; clean up (or leave it to the next run) and stop the server."""
         self._closing.set()
+        if self._keeper is not None:
+            keeper, self._keeper = self._keeper, None
+            keeper.close()
         unused = []
         while not self._ready.empty():
             unused.append(self._ready.get_nowait())

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kata_tools import i18n
+from kata_tools.postgres import spares
 from kata_tools.postgres.copies import (  # noqa: F401 - re-exported: the package's public names
     Database,
     DatabaseProblem,
@@ -54,6 +55,7 @@ def from_environment() -> Database | None:
                 description=description,
                 learner_role=os.environ.get("KATA_DATABASE_ROLE") or None,
                 given_template=os.environ.get("KATA_DATABASE_TEMPLATE") or None,
+                spares=os.environ.get(spares.ENV) or None,
             )
     return None
 
@@ -164,7 +166,7 @@ def warm_server() -> Iterator[Database]:
     """
     db = provision()
     try:
-        db.template()
+        db.keep_spares()  # seeds the template too
         yield db
     finally:
         db.close()
