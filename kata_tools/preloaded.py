@@ -48,6 +48,12 @@ PRELOAD = (
     "sqlalchemy.dialects.postgresql.asyncpg",
     "sqlalchemy.dialects.postgresql.psycopg2",
     "psycopg2.extras",
+    # The given blog app (models, schemas, seed, the notes' database module): code the learner
+    # reads, never edits (their files are in katas/), and builds nothing at import. 0.1-0.2 s.
+    "kata_blog.models",
+    "kata_blog.schemas",
+    "kata_blog.seed",
+    "kata_blog.database",
     "httpx",
     "uvicorn",
     "psycopg2",
@@ -56,6 +62,7 @@ PRELOAD = (
     "kata_tools.pytest_plugin",
     "kata_tools.postgres.plugin",
     "kata_tools.fast_feedback",
+    "kata_tools.serving",
 )
 SUPPORTED = sys.platform.startswith("linux")
 # pytest rewrites the asserts of plugin packages (pytest-asyncio, pytest-timeout, anyio) only when

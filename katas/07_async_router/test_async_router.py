@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI
 from fastapi.exceptions import ResponseValidationError
 from sqlalchemy import event, text
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from kata_blog import seed
 from kata_blog.database import get_async_db
 from kata_tools.i18n import catalog
+from kata_tools.serving import ServerDidNotStart, serving
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -70,16 +70,42 @@ def build_app(router, new_session, lifespan=None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(router)
-    app.dependency_overrides[get_async_db] = session_on_the_spec_database
+    if new_session is not None:
+        app.dependency_overrides[get_async_db] = session_on_the_spec_database
     return app
+
+
+_APPS: dict[int, tuple[object, FastAPI]] = {}
+
+
+def app_for(router) -> FastAPI:
+    """One app per learner router for the whole run, its session dependency set by each spec.
+
+    Building an app costs 10-20 ms a spec (FastAPI copies the router's routes and builds their
+    pydantic response fields); the app holds nothing of a spec but dependency_overrides.
+    """
+    kept = _APPS.get(id(router))
+    if kept is None or kept[0] is not router:
+        kept = _APPS[id(router)] = (router, build_app(router, None))
+    return kept[1]
 
 
 @pytest_asyncio.fixture
 async def client(kata, engine):
-    app = build_app(kata.router, async_sessionmaker(engine, expire_on_commit=False))
+    app = app_for(kata.router)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def session_on_the_spec_database():
+        async with sessions() as session:
+            yield session
+
+    app.dependency_overrides[get_async_db] = session_on_the_spec_database  # this spec's database
     transport = httpx.ASGITransport(app=app)  # app exceptions reach the spec as they are
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+    finally:
+        app.dependency_overrides.clear()
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -308,10 +334,11 @@ async def test_a_real_client_gets_500_from_lazy_and_the_comments_from_selectin(k
     """Over real HTTP (uvicorn), GET .../lazy is a 500 and GET .../selectin a 200 with comments."""
     post_id = random.choice([1, 2, 4])
     # A new connection per request (no keep-alive): after a 500, uvicorn may close a kept-alive
-    # one under us. One client for both: each new client loads the CA certificates (20-40 ms).
+    # one under us.
+    # verify=False: plain HTTP needs no certificates, and loading them costs 50-90 ms.
     no_reuse = httpx.Limits(max_keepalive_connections=0)
     async with real_server(kata.router, seeded_db.async_url) as base_url, httpx.AsyncClient(
-        base_url=base_url, timeout=ANSWER_WITHIN, limits=no_reuse
+        base_url=base_url, timeout=ANSWER_WITHIN, limits=no_reuse, verify=False
     ) as http:
         lazy = await get_over_http(http, f"/async/posts/{post_id}/lazy")
         selectin = await get_over_http(http, f"/async/posts/{post_id}/selectin")
@@ -339,7 +366,7 @@ async def get_over_http(http: httpx.AsyncClient, path: str) -> httpx.Response:
 
 @asynccontextmanager
 async def real_server(router, database_url):
-    """uvicorn serving the learner's router on 127.0.0.1 (a free port), in a thread of its own.
+    """uvicorn serving the learner's router on 127.0.0.1 (kata_tools.serving: a thread of its own).
 
     The server runs its own event loop, so its engine is made and disposed there (in the app's
     lifespan), never shared with the spec's loop.
@@ -353,32 +380,11 @@ async def real_server(router, database_url):
         await engine.dispose()
 
     app = build_app(router, lambda: app.state.sessions(), lifespan)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_config=None,
-        log_level="critical",  # the lazy route's traceback is expected here, not news
-        access_log=False,
-        timeout_graceful_shutdown=2,  # a hung route must not hold the shutdown
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        for _ in range(500):  # up to 5 s
-            if server.started or not thread.is_alive():
-                break
-            await asyncio.sleep(0.01)
-        if not server.started:
-            pytest.fail(MSG("uvicorn-no-start"), pytrace=False)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
-        sock.close()
+        async with serving(app) as base_url:
+            yield base_url
+    except ServerDidNotStart:
+        pytest.fail(MSG("uvicorn-no-start"), pytrace=False)
 
 
 # --- RT3: PUT selectin updates, commits, answers the detail -------------------------------------
