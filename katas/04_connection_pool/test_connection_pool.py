@@ -565,11 +565,11 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
 @pytest.mark.asyncio
 async def test_run_query_or_503_answers_200_for_a_slow_query_on_a_free_connection(kata, db):
     """pool_timeout bounds the wait for a connection, not the query: a slow query is not busy."""
-    engine = async_engine(kata, db.async_url, pool_size=2, max_overflow=0, pool_timeout=0.2)
+    engine = async_engine(kata, db.async_url, pool_size=2, max_overflow=0, pool_timeout=0.1)
     n = random.randint(10, 99)
     try:
-        # 1 s of query (5 x pool_timeout) on a connection that was free all along.
-        slow, error, done = await answer(kata, engine, f"SELECT {n} FROM pg_sleep(1.0)", 6)
+        # 0.5 s of query (5 x pool_timeout) on a connection that was free all along.
+        slow, error, done = await answer(kata, engine, f"SELECT {n} FROM pg_sleep(0.5)", 6)
     finally:
         await engine.dispose()
     raise_todo([error])
@@ -744,23 +744,51 @@ async def test_sixty_def_requests_run_forty_queries_at_once_when_the_pool_has_fi
 # --- CP8: pool_recycle replaces old connections ------------------------------------------------
 
 
+class PoolClock:
+    """The clock SQLAlchemy's pool reads a connection's age from, moved on at will.
+
+    The pool stamps each connection with time.time() when it connects and, at each checkout,
+    replaces one older than pool_recycle (sqlalchemy/pool/base.py). Moving that module's clock
+    ages the connection by N s without the spec sleeping N s; nothing else reads it.
+    """
+
+    def __init__(self):
+        self.ahead = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def __getattr__(self, name):  # anything else of the time module, as it is
+        return getattr(time, name)
+
+
+@pytest.fixture
+def pool_clock(monkeypatch):
+    import sqlalchemy.pool.base
+
+    clock = PoolClock()
+    monkeypatch.setattr(sqlalchemy.pool.base, "time", clock)
+    return clock
+
+
 @pytest.mark.rule("CP8")
-@pytest.mark.parametrize("recycle", [1.0, 1.5])
-def test_pool_recycle_replaces_a_live_connection_older_than_the_limit(kata, db, recycle):
+@pytest.mark.parametrize("recycle", [60, 1800, 7200])
+def test_pool_recycle_replaces_a_live_connection_older_than_the_limit(kata, db, recycle, pool_clock):
     """pool_recycle=N: a connection older than N s is closed and replaced at its next checkout."""
     engine = sync_engine(kata, db.sync_url, pool_recycle=recycle)
     try:
         first = kata.run_query(engine, PID_SQL)
+        pool_clock.ahead = recycle * 0.9  # younger than pool_recycle still
         soon = kata.run_query(engine, PID_SQL)
-        time.sleep(recycle + 0.5)  # older than pool_recycle now; the server never dropped it
+        pool_clock.ahead = recycle * 1.1  # older than pool_recycle now; the server never dropped it
         later = kata.run_query(engine, PID_SQL)
         old_still_open = backend_alive(db, first)
     finally:
         engine.dispose()
 
     if soon != first:
-        fail("cp8-young-replaced", first=first, soon=soon, recycle=recycle)
+        fail("cp8-young-replaced", first=first, soon=soon, recycle=recycle, age=round(recycle * 0.9))
     if later == first:
-        fail("cp8-old-reused", first=first, age=recycle + 0.5, recycle=recycle)
+        fail("cp8-old-reused", first=first, age=round(recycle * 1.1), recycle=recycle)
     if old_still_open:
         fail("cp8-old-left-open", first=first, recycle=recycle)
