@@ -28,7 +28,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import Pool, QueuePool
@@ -37,7 +37,26 @@ from kata_tools.lab.modes import DEFAULT_THREADS, MODES
 from kata_tools.probes import loop_running_here
 
 URL_VARIABLE = "KATA_LAB_DATABASE_URL"
-QUERY = text("SELECT pg_sleep(:t)")
+
+# Each request borrows its connection from SQLAlchemy's pool (engine.connect(): the pool and its
+# cap are what the modes show, CP3/CP7) and hands the statement to the driver on that connection.
+# SQLAlchemy Core's statement machinery (compile cache, execution context, result object) costs
+# about 120 us of Python per request on a small machine: the loop pays it for every request in
+# turn, and 40 worker threads queue for the GIL to run it. No rule is about it.
+SLEEP_PSYCOPG2 = "SELECT pg_sleep(%s)"
+SLEEP_ASYNCPG = "SELECT pg_sleep($1)"  # asyncpg prepares it once per connection, then reuses it
+
+
+def sleep_on(connection, t: float) -> None:
+    """pg_sleep(t) on a checked-out sync connection, through psycopg2 (autocommit: no BEGIN)."""
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(SLEEP_PSYCOPG2, (t,))
+
+
+async def sleep_on_async(connection, t: float) -> None:
+    """pg_sleep(t) on a checked-out AsyncConnection, awaited on asyncpg."""
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(SLEEP_ASYNCPG, t)
 
 
 class Lab:
@@ -115,14 +134,14 @@ def _pool_size(pool: Pool) -> int:
 def _warm_sync(engine, count: int) -> None:
     held = [engine.connect() for _ in range(count)]
     for connection in held:
-        connection.execute(QUERY, {"t": 0})
+        sleep_on(connection, 0)
         connection.close()
 
 
 async def _warm_async(engine, count: int) -> None:
     held = [await engine.connect() for _ in range(count)]
     for connection in held:
-        await connection.execute(QUERY, {"t": 0})  # asyncpg prepares it once per connection
+        await sleep_on_async(connection, 0)  # the statement is prepared on every connection
         await connection.close()
 
 
@@ -170,7 +189,7 @@ def build_app(url: str) -> FastAPI:
         started = time.monotonic()
         with lab.sync_engine.connect() as connection:
             acquired = time.monotonic()
-            connection.execute(QUERY, {"t": t})
+            sleep_on(connection, t)
             done = time.monotonic()
         lab.record(i, started, acquired, done)
         return PlainTextResponse("ok")
@@ -182,7 +201,7 @@ def build_app(url: str) -> FastAPI:
         started = time.monotonic()
         async with lab.async_engine.connect() as connection:
             acquired = time.monotonic()
-            await connection.execute(QUERY, {"t": t})
+            await sleep_on_async(connection, t)
             done = time.monotonic()
         lab.record(i, started, acquired, done)
         return PlainTextResponse("ok")
