@@ -37,9 +37,15 @@ class Settings:
 @dataclass(frozen=True)
 class Mode:
     name: str
-    rule: str  # the rule of katas/rules.toml this mode shows
+    rule: str  # the rule of katas/rules.toml this mode shows (in the table, the help, the SVG)
     endpoint: str  # "def" (worker threads) or "async def" (the event loop)
     driver: str  # "psycopg2" (sync, blocking) or "asyncpg"
+    also: tuple[str, ...] = ()  # other rules its timeline shows; the READMEs' pictures follow them
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """Every rule this mode's timeline shows: a kata teaching one of them gets its panel."""
+        return (self.rule, *self.also)
 
     @property
     def blurb(self) -> str:
@@ -101,10 +107,13 @@ class Bar:
 MODES = {
     m.name: m
     for m in (
-        Mode("one-at-a-time", "EL1", "def", "psycopg2"),
+        # TP3: the lab sets the thread limit to 1 at run time, and 40 threads become one worker
+        Mode("one-at-a-time", "EL1", "def", "psycopg2", also=("TP3",)),
         Mode("threads", "TP2", "def", "psycopg2"),
-        Mode("async-default-pool", "CP7", "async def", "asyncpg"),
-        Mode("async-pool", "EL2", "async def", "asyncpg"),
+        # CP3: 5 + 10 connections at once, no more: waves of 15
+        Mode("async-default-pool", "CP7", "async def", "asyncpg", also=("CP3",)),
+        # CP7: the pool, not the loop, is the cap; sized to N, every query runs at once
+        Mode("async-pool", "EL2", "async def", "asyncpg", also=("CP7",)),
         Mode("async-blocking", "EL3", "async def", "psycopg2"),
     )
 }
