@@ -97,6 +97,9 @@ def test_each_mode_runs_where_its_rule_says(lab_run):
     assert modes["async-pool"]["threads_used"] == 1  # the loop's thread only
     assert modes["one-at-a-time"]["peak_queries"] == 1
     assert modes["async-blocking"]["peak_queries"] == 1  # the blocked loop serves one at a time
+    # One shared AsyncSession: its connection runs one statement at a time, on the loop's thread.
+    assert modes["one-session"]["peak_queries"] == 1 and modes["one-session"]["threads_used"] == 1
+    assert modes["one-session"]["formula"] == f"{N} x {T:g} s"
     for name in ("threads", "async-default-pool", "async-pool"):
         assert modes[name]["peak_queries"] > 1, name
     assert modes["one-at-a-time"]["formula"] == f"{N} x {T:g} s"
@@ -383,5 +386,6 @@ def test_the_readme_pictures_follow_the_rules_each_kata_teaches():
     assert panels["04_connection_pool"] == ["async-default-pool", "async-pool"]  # CP3, CP7
     # The capstone teaches no rule of its own: the caps it checks again (TP2, CP3, CP7), not EL3.
     assert panels["09_capstone"] == ["threads", "async-default-pool", "async-pool"]
+    assert panels["10_session_per_task"] == ["one-session"]  # SS1
     # Kata 08 checks EL3 and CP7 again but teaches AE5 and SM1, which no mode shows.
     assert "08_what_to_await" not in panels

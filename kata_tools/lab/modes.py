@@ -1,4 +1,4 @@
-"""The lab's modes: five ways one server can serve N requests that each wait T on the database.
+"""The lab's modes: six ways one server can serve N requests that each wait T on the database.
 
 Each mode says how the server runs a request (a `def` endpoint on worker threads, or an
 `async def` one on the event loop), which engine and pool it uses, and how many queries the
@@ -64,6 +64,7 @@ class Mode:
             "async-default-pool": DEFAULT_POOL,  # CP3 / CP7: 5 + 10 connections
             "async-pool": s.pool_size,  # EL2: the loop itself has no cap, the pool has
             "async-blocking": 1,  # EL3: the blocked loop runs one request at a time
+            "one-session": 1,  # SS1: one session, one connection, one statement at a time
         }[self.name]
 
     def predicted(self, s: Settings) -> float:
@@ -115,5 +116,6 @@ MODES = {
         # CP7: the pool, not the loop, is the cap; sized to N, every query runs at once
         Mode("async-pool", "EL2", "async def", "asyncpg", also=("CP7",)),
         Mode("async-blocking", "EL3", "async def", "psycopg2"),
+        Mode("one-session", "SS1", "async def", "asyncpg"),
     )
 }

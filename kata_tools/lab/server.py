@@ -28,9 +28,9 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import Pool, QueuePool
 
 from kata_tools.lab.modes import DEFAULT_THREADS, MODES
@@ -45,6 +45,11 @@ URL_VARIABLE = "KATA_LAB_DATABASE_URL"
 # turn, and 40 worker threads queue for the GIL to run it. No rule is about it.
 SLEEP_PSYCOPG2 = "SELECT pg_sleep(%s)"
 SLEEP_ASYNCPG = "SELECT pg_sleep($1)"  # asyncpg prepares it once per connection, then reuses it
+# one-session (SS1) goes through the session, as the mistake it shows does: SQLAlchemy's asyncpg
+# adapter lets one statement at a time onto the session's connection; the others wait for it
+# inside `await session.execute`. PostgreSQL says when each statement began (statement_timestamp,
+# on the system's wall clock): that is when the request had the connection.
+SLEEP_ON_THE_SESSION = text("SELECT extract(epoch FROM statement_timestamp())::float8 FROM pg_sleep(:t)")
 
 
 def sleep_on(connection, t: float) -> None:
@@ -66,6 +71,8 @@ class Lab:
         self.url = make_url(url)
         self.sync_engine: Engine | None = None  # psycopg2: the def modes and async-blocking
         self.async_engine: AsyncEngine | None = None  # asyncpg: the async modes
+        self.session: AsyncSession | None = None  # one-session: the one every request shares
+        self.wall_minus_monotonic = 0.0  # PostgreSQL's instants -> time.monotonic()
         self.records: list[dict] = []
 
     def record(self, i: int, started: float, acquired: float, done: float) -> None:
@@ -81,6 +88,9 @@ class Lab:
         )
 
     async def dispose(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
         if self.sync_engine is not None:
             sync_engine, self.sync_engine = self.sync_engine, None
             await asyncio.to_thread(sync_engine.dispose)
@@ -102,6 +112,7 @@ class Lab:
             "async-default-pool": {},  # SQLAlchemy's defaults: 5 + 10
             "async-pool": {"pool_size": pool, "max_overflow": 0},
             "async-blocking": {"pool_size": 1, "max_overflow": 0},
+            "one-session": {"pool_size": 1, "max_overflow": 0},  # the session holds the one
         }[mode]
         # A bare pg_sleep needs no transaction: AUTOCOMMIT spares each request the BEGIN and
         # ROLLBACK round trips, which cost the server's CPU but are not what the rules are about.
@@ -111,6 +122,12 @@ class Lab:
             self.async_engine = async_engine
             warm = _pool_size(async_engine.pool)
             await _retrying(lambda: _warm_async(async_engine, warm))
+            if mode == "one-session":
+                # Warm: its first statement checks out the connection, which the session keeps
+                # (a cold session shared by many tasks fails instead: IllegalStateChangeError).
+                self.session = AsyncSession(async_engine)
+                await self.session.execute(SLEEP_ON_THE_SESSION, {"t": 0})
+                self.wall_minus_monotonic = time.time() - time.monotonic()
         else:
             sync_engine = create_engine(self.url.set(drivername="postgresql+psycopg2"), **options)
             self.sync_engine = sync_engine
@@ -206,6 +223,17 @@ def build_app(url: str) -> FastAPI:
         lab.record(i, started, acquired, done)
         return PlainTextResponse("ok")
 
+    async def query_on_one_session(request: Request):
+        # async def, every request awaiting its query on the one AsyncSession all of them share.
+        assert lab.session is not None, "POST /lab/prepare makes the session before any query"
+        i, t = int(request.path_params["i"]), float(request.path_params["t"])
+        started = time.monotonic()
+        began = (await lab.session.execute(SLEEP_ON_THE_SESSION, {"t": t})).scalar_one()
+        done = time.monotonic()
+        acquired = began - lab.wall_minus_monotonic  # on the lab's clock, kept within its instants
+        lab.record(i, started, min(max(acquired, started), done), done)
+        return PlainTextResponse("ok")
+
     async def blocking_query_on_the_loop(request: Request):
         # The trap: async def calling the sync driver. No await: the loop is held for t (EL3).
         return query_on_a_thread(request)
@@ -216,6 +244,7 @@ def build_app(url: str) -> FastAPI:
         "async-default-pool": query_on_the_loop,
         "async-pool": query_on_the_loop,
         "async-blocking": blocking_query_on_the_loop,
+        "one-session": query_on_one_session,
     }
     for name, handler in handlers.items():
         app.add_api_route(f"/{name}/{{i}}/{{t}}", handler, methods=["GET"])
