@@ -97,6 +97,9 @@ def test_each_mode_runs_where_its_rule_says(lab_run):
     assert modes["async-pool"]["threads_used"] == 1  # the loop's thread only
     assert modes["one-at-a-time"]["peak_queries"] == 1
     assert modes["async-blocking"]["peak_queries"] == 1  # the blocked loop serves one at a time
+    # One shared AsyncSession: its connection runs one statement at a time, on the loop's thread.
+    assert modes["one-session"]["peak_queries"] == 1 and modes["one-session"]["threads_used"] == 1
+    assert modes["one-session"]["formula"] == f"{N} x {T:g} s"
     for name in ("threads", "async-default-pool", "async-pool"):
         assert modes[name]["peak_queries"] > 1, name
     assert modes["one-at-a-time"]["formula"] == f"{N} x {T:g} s"
@@ -367,3 +370,22 @@ def test_the_readme_pictures_exist_and_match_the_recorded_lab_run():
 
     stale = [p.relative_to(ROOT).as_posix() for p in pictures.stale()]
     assert not stale, f"missing or stale pictures {stale}: run python -m kata_tools.lab.pictures"
+
+
+def test_the_readme_pictures_follow_the_rules_each_kata_teaches():
+    """No hand-kept list: a kata gets the panels of the modes showing the rules it teaches."""
+    from kata_tools import catalog
+    from kata_tools.lab import pictures
+
+    known = catalog.rules()
+    for mode in MODES.values():
+        assert set(mode.rules) <= set(known), (mode.name, mode.rules)
+    panels = pictures.panels()
+    assert panels["01_event_loop"] == ["one-at-a-time", "async-pool", "async-blocking"]  # EL1-EL3
+    assert panels["02_thread_pool"] == ["one-at-a-time", "threads"]  # TP3, TP2
+    assert panels["04_connection_pool"] == ["async-default-pool", "async-pool"]  # CP3, CP7
+    # The capstone teaches no rule of its own: the caps it checks again (TP2, CP3, CP7), not EL3.
+    assert panels["09_capstone"] == ["threads", "async-default-pool", "async-pool"]
+    assert panels["10_session_per_task"] == ["one-session"]  # SS1
+    # Kata 08 checks EL3 and CP7 again but teaches AE5 and SM1, which no mode shows.
+    assert "08_what_to_await" not in panels

@@ -91,10 +91,10 @@ async def burst(host, port, paths: list[str], on_reply=None, timeout: float = 30
                 raise HTTPError(f"GET {path}: cannot connect: {connection}")
             reader, writer = connection
             writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode("ascii"))
-            timing.status = await asyncio.wait_for(_read_reply(reader, path), timeout)
+            timing.status = await _read_reply(reader, path)
             if timing.status != 200:
                 timing.error = f"HTTP {timing.status}"
-        except asyncio.TimeoutError:
+        except asyncio.CancelledError:  # the burst's deadline (below)
             timing.error = f"GET {path}: no reply within {timeout:g} s"
         except (HTTPError, OSError, asyncio.IncompleteReadError) as e:
             timing.error = str(e) or type(e).__name__
@@ -103,9 +103,18 @@ async def burst(host, port, paths: list[str], on_reply=None, timeout: float = 30
             on_reply(timing)
         return timing
 
+    # One deadline for the whole burst, not an asyncio.wait_for per request: on Python 3.11 and
+    # older each wait_for wraps its request in one more task, work this client would do N times
+    # while the clock runs. A request still waiting at the deadline is cancelled and says so.
+    tasks = [asyncio.ensure_future(one(i, p, c)) for i, (p, c) in enumerate(zip(paths, opened))]
     try:
-        return await asyncio.gather(*(one(i, p, c) for i, (p, c) in enumerate(zip(paths, opened))))
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        return list(await asyncio.gather(*tasks))
     finally:
+        for task in tasks:
+            task.cancel()
         for connection in opened:
             if not isinstance(connection, BaseException):
                 connection[1].close()

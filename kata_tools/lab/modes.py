@@ -1,4 +1,4 @@
-"""The lab's modes: five ways one server can serve N requests that each wait T on the database.
+"""The lab's modes: six ways one server can serve N requests that each wait T on the database.
 
 Each mode says how the server runs a request (a `def` endpoint on worker threads, or an
 `async def` one on the event loop), which engine and pool it uses, and how many queries the
@@ -37,9 +37,15 @@ class Settings:
 @dataclass(frozen=True)
 class Mode:
     name: str
-    rule: str  # the rule of katas/rules.toml this mode shows
+    rule: str  # the rule of katas/rules.toml this mode shows (in the table, the help, the SVG)
     endpoint: str  # "def" (worker threads) or "async def" (the event loop)
     driver: str  # "psycopg2" (sync, blocking) or "asyncpg"
+    also: tuple[str, ...] = ()  # other rules its timeline shows; the READMEs' pictures follow them
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """Every rule this mode's timeline shows: a kata teaching one of them gets its panel."""
+        return (self.rule, *self.also)
 
     @property
     def blurb(self) -> str:
@@ -58,6 +64,7 @@ class Mode:
             "async-default-pool": DEFAULT_POOL,  # CP3 / CP7: 5 + 10 connections
             "async-pool": s.pool_size,  # EL2: the loop itself has no cap, the pool has
             "async-blocking": 1,  # EL3: the blocked loop runs one request at a time
+            "one-session": 1,  # SS1: one session, one connection, one statement at a time
         }[self.name]
 
     def predicted(self, s: Settings) -> float:
@@ -101,10 +108,14 @@ class Bar:
 MODES = {
     m.name: m
     for m in (
-        Mode("one-at-a-time", "EL1", "def", "psycopg2"),
+        # TP3: the lab sets the thread limit to 1 at run time, and 40 threads become one worker
+        Mode("one-at-a-time", "EL1", "def", "psycopg2", also=("TP3",)),
         Mode("threads", "TP2", "def", "psycopg2"),
-        Mode("async-default-pool", "CP7", "async def", "asyncpg"),
-        Mode("async-pool", "EL2", "async def", "asyncpg"),
+        # CP3: 5 + 10 connections at once, no more: waves of 15
+        Mode("async-default-pool", "CP7", "async def", "asyncpg", also=("CP3",)),
+        # CP7: the pool, not the loop, is the cap; sized to N, every query runs at once
+        Mode("async-pool", "EL2", "async def", "asyncpg", also=("CP7",)),
         Mode("async-blocking", "EL3", "async def", "psycopg2"),
+        Mode("one-session", "SS1", "async def", "asyncpg"),
     )
 }

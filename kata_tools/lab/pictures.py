@@ -4,8 +4,9 @@
     python -m kata_tools.lab.pictures           # draw again from the recorded run
     python -m kata_tools.lab.pictures --check   # exit 1 if a picture is missing or stale
 
-The run is recorded in docs/lab/timeline.json; each kata below gets `timeline.svg` (English) and
-`timeline.ko.svg` (Korean) with the panels of the modes that show its rules. Drawing is
+The run is recorded in docs/lab/timeline.json; each kata whose rules a mode shows gets
+`timeline.svg` (English) and `timeline.ko.svg` (Korean) with the panels of those modes (`panels`:
+from each mode's rules and each kata's kata.toml, no list to keep by hand). Drawing is
 deterministic, so the project's own tests check that every picture exists and matches the
 recorded run as the current renderer draws it.
 """
@@ -18,19 +19,45 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kata_tools import i18n
+from kata_tools import catalog, i18n
 from kata_tools.lab import svg
+from kata_tools.lab.modes import MODES, Mode, Settings
 from kata_tools.lab.results import from_json
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "lab" / "timeline.json"
-# The modes whose timelines show each kata's rules.
-PICTURES = {
-    "01_event_loop": ["one-at-a-time", "async-pool", "async-blocking"],  # EL1, EL2, EL3
-    "02_thread_pool": ["one-at-a-time", "threads"],  # TP1, TP2: waves of 40
-    "04_connection_pool": ["async-default-pool", "async-pool"],  # CP3, CP7: waves of 15
-    "09_capstone": ["threads", "async-default-pool", "async-pool"],  # the capstone's caps
-}
+
+
+def panels() -> dict[str, list[str]]:
+    """Each kata's panels: the modes showing a rule it teaches, in the lab's order of modes.
+
+    A kata teaches the rules it is the first to list in its kata.toml (catalog.Rule.kata). A kata
+    that teaches none, only checks again what earlier katas taught (the capstone), gets the modes
+    of its rules that run more than one query at once: the caps it sizes, not the serial modes.
+    """
+    out: dict[str, list[str]] = {}
+    home: dict[str, str] = {}
+    katas = catalog.katas()
+    for kata in katas:  # the kata that teaches a rule: the first to list it (as catalog.Rule.kata)
+        for rule in kata.declaration.rules:
+            home.setdefault(rule, kata.name)
+    for kata in katas:
+        declared = set(kata.declaration.rules)
+        taught = {rule for rule in declared if home[rule] == kata.name}
+        if taught:
+            modes = [m.name for m in MODES.values() if taught & set(m.rules)]
+        else:
+            modes = [m.name for m in MODES.values() if declared & set(m.rules) and _runs_many(m)]
+        if modes:
+            out[kata.name] = modes
+    return out
+
+
+def _runs_many(mode: Mode) -> bool:
+    """More than one query at once in the lab's run (its capacity is set by a pool or a limit)."""
+    return mode.capacity(Settings()) > 1
+
+
 FILES = {"en": "timeline.svg", "ko": "timeline.ko.svg"}
 
 
@@ -40,7 +67,7 @@ def drawings(data: dict | None = None) -> dict[Path, str]:
         data = json.loads(DATA.read_text(encoding="utf-8"))
     results = {r.mode.name: r for r in from_json(data)}
     out = {}
-    for kata, modes in PICTURES.items():
+    for kata, modes in panels().items():
         chosen = [results[m] for m in modes if m in results]
         for lang, name in FILES.items():
             with i18n.using(lang):

@@ -16,25 +16,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import inspect
 import os
 import socket
 import threading
 import time
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import Pool, QueuePool
 
 from kata_tools.lab.modes import DEFAULT_THREADS, MODES
 from kata_tools.probes import loop_running_here
 
 URL_VARIABLE = "KATA_LAB_DATABASE_URL"
-QUERY = text("SELECT pg_sleep(:t)")
+
+# Each request borrows its connection from SQLAlchemy's pool (engine.connect(): the pool and its
+# cap are what the modes show, CP3/CP7) and hands the statement to the driver on that connection.
+# SQLAlchemy Core's statement machinery (compile cache, execution context, result object) costs
+# about 120 us of Python per request on a small machine: the loop pays it for every request in
+# turn, and 40 worker threads queue for the GIL to run it. No rule is about it.
+SLEEP_PSYCOPG2 = "SELECT pg_sleep(%s)"
+SLEEP_ASYNCPG = "SELECT pg_sleep($1)"  # asyncpg prepares it once per connection, then reuses it
+# one-session (SS1) goes through the session, as the mistake it shows does: SQLAlchemy's asyncpg
+# adapter lets one statement at a time onto the session's connection; the others wait for it
+# inside `await session.execute`. PostgreSQL says when each statement began (statement_timestamp,
+# on the system's wall clock): that is when the request had the connection.
+SLEEP_ON_THE_SESSION = text("SELECT extract(epoch FROM statement_timestamp())::float8 FROM pg_sleep(:t)")
+
+
+def sleep_on(connection, t: float) -> None:
+    """pg_sleep(t) on a checked-out sync connection, through psycopg2 (autocommit: no BEGIN)."""
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(SLEEP_PSYCOPG2, (t,))
+
+
+async def sleep_on_async(connection, t: float) -> None:
+    """pg_sleep(t) on a checked-out AsyncConnection, awaited on asyncpg."""
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(SLEEP_ASYNCPG, t)
 
 
 class Lab:
@@ -44,6 +71,8 @@ class Lab:
         self.url = make_url(url)
         self.sync_engine: Engine | None = None  # psycopg2: the def modes and async-blocking
         self.async_engine: AsyncEngine | None = None  # asyncpg: the async modes
+        self.session: AsyncSession | None = None  # one-session: the one every request shares
+        self.wall_minus_monotonic = 0.0  # PostgreSQL's instants -> time.monotonic()
         self.records: list[dict] = []
 
     def record(self, i: int, started: float, acquired: float, done: float) -> None:
@@ -59,6 +88,9 @@ class Lab:
         )
 
     async def dispose(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
         if self.sync_engine is not None:
             sync_engine, self.sync_engine = self.sync_engine, None
             await asyncio.to_thread(sync_engine.dispose)
@@ -68,6 +100,8 @@ class Lab:
 
     async def prepare(self, mode: str, pool: int, threads: int, timeout: float) -> dict:
         """Fresh engine and thread limit for `mode`; its pool warmed as a running server's is."""
+        gc.enable()  # the previous mode's garbage goes (see the end of this method)
+        gc.unfreeze()
         await self.dispose()
         self.records = []
         limiter = anyio.to_thread.current_default_thread_limiter()
@@ -78,6 +112,7 @@ class Lab:
             "async-default-pool": {},  # SQLAlchemy's defaults: 5 + 10
             "async-pool": {"pool_size": pool, "max_overflow": 0},
             "async-blocking": {"pool_size": 1, "max_overflow": 0},
+            "one-session": {"pool_size": 1, "max_overflow": 0},  # the session holds the one
         }[mode]
         # A bare pg_sleep needs no transaction: AUTOCOMMIT spares each request the BEGIN and
         # ROLLBACK round trips, which cost the server's CPU but are not what the rules are about.
@@ -87,11 +122,24 @@ class Lab:
             self.async_engine = async_engine
             warm = _pool_size(async_engine.pool)
             await _retrying(lambda: _warm_async(async_engine, warm))
+            if mode == "one-session":
+                # Warm: its first statement checks out the connection, which the session keeps
+                # (a cold session shared by many tasks fails instead: IllegalStateChangeError).
+                self.session = AsyncSession(async_engine)
+                await self.session.execute(SLEEP_ON_THE_SESSION, {"t": 0})
+                self.wall_minus_monotonic = time.time() - time.monotonic()
         else:
             sync_engine = create_engine(self.url.set(drivername="postgresql+psycopg2"), **options)
             self.sync_engine = sync_engine
             warm = min(_pool_size(sync_engine.pool), limiter.total_tokens)
             await _retrying(lambda: asyncio.to_thread(_warm_sync, sync_engine, warm))
+        # No garbage collection while the mode is measured (GET /lab/records turns it back on):
+        # a burst allocates enough for CPython to collect 20-odd times, about 9 ms per burst of
+        # 100 requests here, on the one loop that serves them all. Frozen, the engines and the app
+        # are never scanned again. The rules predict waiting, not the collector's sweeps.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         return {"mode": mode, "warm_connections": warm, "thread_limit": limiter.total_tokens}
 
 
@@ -103,14 +151,14 @@ def _pool_size(pool: Pool) -> int:
 def _warm_sync(engine, count: int) -> None:
     held = [engine.connect() for _ in range(count)]
     for connection in held:
-        connection.execute(QUERY, {"t": 0})
+        sleep_on(connection, 0)
         connection.close()
 
 
 async def _warm_async(engine, count: int) -> None:
     held = [await engine.connect() for _ in range(count)]
     for connection in held:
-        await connection.execute(QUERY, {"t": 0})  # asyncpg prepares it once per connection
+        await sleep_on_async(connection, 0)  # the statement is prepared on every connection
         await connection.close()
 
 
@@ -126,6 +174,15 @@ async def _retrying(warm, seconds: float = 5.0) -> None:
             await asyncio.sleep(0.05)
 
 
+# FastAPI 0.16x asks OpenTelemetry on every request whether tracing, metrics or logs are
+# configured; the lab exports none, so it says so once (older FastAPI has no such option).
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 def build_app(url: str) -> FastAPI:
     lab = Lab(url)
 
@@ -134,34 +191,52 @@ def build_app(url: str) -> FastAPI:
         yield
         await lab.dispose()
 
-    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None, **_NO_TELEMETRY)
     app.state.lab = lab
 
-    def query_on_a_thread(i: int, t: float):
+    # The request's number and its wait come as path segments, read as they are: FastAPI's
+    # validation of declared parameters (`i: int, t: float`) costs tens of microseconds per
+    # request, paid by the one loop for each of the N requests before the last one can send its
+    # query. The lab sends them; no rule is about validating them.
+
+    def query_on_a_thread(request: Request):
         # A def endpoint: FastAPI runs it on a worker thread of the default thread limiter.
         assert lab.sync_engine is not None, "POST /lab/prepare makes the engine before any query"
+        i, t = int(request.path_params["i"]), float(request.path_params["t"])
         started = time.monotonic()
         with lab.sync_engine.connect() as connection:
             acquired = time.monotonic()
-            connection.execute(QUERY, {"t": t})
+            sleep_on(connection, t)
             done = time.monotonic()
         lab.record(i, started, acquired, done)
         return PlainTextResponse("ok")
 
-    async def query_on_the_loop(i: int, t: float):
+    async def query_on_the_loop(request: Request):
         # async def: runs on the event loop, which serves others while this one awaits.
         assert lab.async_engine is not None, "POST /lab/prepare makes the engine before any query"
+        i, t = int(request.path_params["i"]), float(request.path_params["t"])
         started = time.monotonic()
         async with lab.async_engine.connect() as connection:
             acquired = time.monotonic()
-            await connection.execute(QUERY, {"t": t})
+            await sleep_on_async(connection, t)
             done = time.monotonic()
         lab.record(i, started, acquired, done)
         return PlainTextResponse("ok")
 
-    async def blocking_query_on_the_loop(i: int, t: float):
+    async def query_on_one_session(request: Request):
+        # async def, every request awaiting its query on the one AsyncSession all of them share.
+        assert lab.session is not None, "POST /lab/prepare makes the session before any query"
+        i, t = int(request.path_params["i"]), float(request.path_params["t"])
+        started = time.monotonic()
+        began = (await lab.session.execute(SLEEP_ON_THE_SESSION, {"t": t})).scalar_one()
+        done = time.monotonic()
+        acquired = began - lab.wall_minus_monotonic  # on the lab's clock, kept within its instants
+        lab.record(i, started, min(max(acquired, started), done), done)
+        return PlainTextResponse("ok")
+
+    async def blocking_query_on_the_loop(request: Request):
         # The trap: async def calling the sync driver. No await: the loop is held for t (EL3).
-        return query_on_a_thread(i, t)
+        return query_on_a_thread(request)
 
     handlers = {
         "one-at-a-time": query_on_a_thread,
@@ -169,9 +244,10 @@ def build_app(url: str) -> FastAPI:
         "async-default-pool": query_on_the_loop,
         "async-pool": query_on_the_loop,
         "async-blocking": blocking_query_on_the_loop,
+        "one-session": query_on_one_session,
     }
     for name, handler in handlers.items():
-        app.add_api_route(f"/{name}/{{i}}", handler, methods=["GET"])
+        app.add_api_route(f"/{name}/{{i}}/{{t}}", handler, methods=["GET"])
 
     @app.get("/lab/health")
     async def health():
@@ -186,7 +262,8 @@ def build_app(url: str) -> FastAPI:
 
     @app.get("/lab/records")
     async def records():
-        return lab.records
+        gc.enable()  # the mode is measured (POST /lab/prepare turned it off)
+        return JSONResponse(lab.records)
 
     return app
 
@@ -216,6 +293,11 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # On 127.0.0.1 with no proxy in front: no X-Forwarded-* middleware on every request, and
+        # no Server or Date header to add to every reply. What is left is the app's own work.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
         timeout_graceful_shutdown=1,  # interrupted: requests in flight get 1 s
     )
     uvicorn.Server(config).run(sockets=[sock])
