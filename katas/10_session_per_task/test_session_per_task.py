@@ -396,7 +396,7 @@ async def test_clearing_comments_is_one_transaction_on_one_connection(kata, engi
     assert len(transactions) == 1, MSG(
         "clear-two-transactions",
         n=len(transactions),
-        writes="; ".join(f"{row.tbl}: txid {row.txid}, backend {row.pid}" for row in log),
+        writes="; ".join(MSG("clear-write", table=row.tbl, txid=row.txid, pid=row.pid) for row in log),
         backends=len({row.pid for row in log}),
     )
 
