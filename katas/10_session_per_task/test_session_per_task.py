@@ -4,7 +4,10 @@ Each spec gets its own copy of the seeded blog database and its own engine and s
 which it hands to your code. The checks count what really happened, in PostgreSQL and in the
 pool: how many of the dashboard's statements waited in the database at the same moment (a lock
 the spec holds makes each one wait there, visible in pg_stat_activity, until the spec lets go),
-which session sent each statement, and how many connections were left checked out. No stopwatch.
+which session sent each statement, and how many connections were left checked out. For the two
+writes of clear_comments, PostgreSQL itself says which transaction committed each (triggers the
+spec adds log txid_current() and pg_backend_pid() inside each write), and a trigger that makes one
+write fail shows whether the other was saved without it. No stopwatch.
 """
 
 from __future__ import annotations
@@ -323,3 +326,96 @@ async def test_after_the_background_task_no_connection_is_left_checked_out(kata,
     assert reply.status_code == 201, MSG("comment-status", status=reply.status_code, body=reply.text[:160])
     left = checked_out(engine)
     assert left == 0, MSG("task-left-checked-out", left=left, sessions=len(recorder.sessions))
+
+
+# --- SS1, the other half: work that must be one transaction is one session, awaited in turn -----
+
+# PostgreSQL itself records which transaction, on which backend, made each of the two writes:
+# triggers the spec adds write (table, txid_current(), pg_backend_pid()) into a log of its own,
+# inside the writer's transaction, so a log row exists only if its write was committed.
+WRITE_LOG = [
+    "CREATE TABLE spec_write_log (id serial PRIMARY KEY, tbl text, txid bigint, pid integer)",
+    "CREATE FUNCTION spec_log_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO spec_write_log (tbl, txid, pid) VALUES (TG_TABLE_NAME, txid_current(), pg_backend_pid()); "
+    "RETURN NULL; END $$",
+    "CREATE TRIGGER spec_log_delete AFTER DELETE ON comments FOR EACH STATEMENT EXECUTE FUNCTION spec_log_write()",
+    "CREATE TRIGGER spec_log_audit AFTER INSERT ON audit_entries FOR EACH STATEMENT EXECUTE FUNCTION spec_log_write()",
+]
+# A write that fails on purpose: a trigger that raises, on the deletion or on the audit entry.
+REFUSE = (
+    "CREATE FUNCTION spec_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "RAISE EXCEPTION 'the spec refuses this write (%)', TG_TABLE_NAME; END $$"
+)
+REFUSED = {
+    "the-audit-entry-fails": "BEFORE INSERT ON audit_entries",
+    "the-deletion-fails": "BEFORE DELETE ON comments",
+}
+CLEARED = 1  # the post whose comments are cleared: three of them in the seed
+
+
+async def run_sql(spectator, statements) -> None:
+    async with spectator.begin() as conn:
+        for sql in statements:
+            await conn.execute(text(sql))
+
+
+async def returned_all_connections(engine, within: float = 3.0) -> int:
+    """Checked-out connections once they stop coming back (a task left running by a gather that
+    raised still commits; wait for it, so every run is judged on what it leaves in the end)."""
+    stop = time.monotonic() + within
+    while checked_out(engine) and time.monotonic() < stop:
+        await asyncio.sleep(0.02)
+    return checked_out(engine)
+
+
+async def what_another_connection_sees(spectator) -> tuple[int, int]:
+    comments = await committed(spectator, "SELECT count(*) FROM comments WHERE post_id = :p", p=CLEARED)
+    audits = await committed(
+        spectator, "SELECT count(*) FROM audit_entries WHERE post_id = :p AND action = 'comments cleared'", p=CLEARED
+    )
+    return comments, audits
+
+
+@pytest.mark.rule("SS1")
+async def test_clearing_comments_is_one_transaction_on_one_connection(kata, engine, recorder, spectator):
+    """The deletion and the audit entry are committed by one transaction of one backend (cold pool)."""
+    await run_sql(spectator, WRITE_LOG)
+    await engine.dispose()  # a cold pool: no connection open yet, as after a deploy
+    outcome = await attempt(lambda: within(10, kata.clear_comments(recorder.factory, CLEARED), "clear_comments", "SS1"))
+    if outcome.error == "IllegalStateChangeError" or "concurrent operations are not permitted" in (outcome.message or ""):
+        pytest.fail(MSG("clear-illegal-state", message=outcome.message[:160]), pytrace=False)
+    outcome.fail_if_crashed("SS1")
+    expected = len(seed.comments_of(CLEARED))
+    assert outcome.value == expected, MSG("clear-wrong-count", got=outcome.value, expected=expected)
+    await returned_all_connections(engine)
+    comments, audits = await what_another_connection_sees(spectator)
+    assert comments == 0 and audits == 1, MSG("clear-not-saved", comments=comments, audits=audits, expected=expected)
+    async with spectator.connect() as conn:
+        log = (await conn.execute(text("SELECT tbl, txid, pid FROM spec_write_log ORDER BY id"))).all()
+    transactions = sorted({(row.txid, row.pid) for row in log})
+    assert len(transactions) == 1, MSG(
+        "clear-two-transactions",
+        n=len(transactions),
+        writes="; ".join(MSG("clear-write", table=row.tbl, txid=row.txid, pid=row.pid) for row in log),
+        backends=len({row.pid for row in log}),
+    )
+
+
+@pytest.mark.rule("SS1")
+@pytest.mark.parametrize("refused", list(REFUSED))
+async def test_when_one_write_fails_the_other_is_not_saved_either(kata, engine, recorder, spectator, refused):
+    """A failure in either write leaves the post's comments and no audit entry, as others see it."""
+    trigger = f"CREATE TRIGGER spec_refuse {REFUSED[refused]} FOR EACH STATEMENT EXECUTE FUNCTION spec_refuse()"
+    await run_sql(spectator, [REFUSE, trigger])
+    await warm_pool(engine, 2)
+    outcome = await attempt(lambda: within(10, kata.clear_comments(recorder.factory, CLEARED), "clear_comments", "SS1"))
+    if outcome.error == "IllegalStateChangeError":
+        pytest.fail(MSG("clear-illegal-state", message=outcome.message[:160]), pytrace=False)
+    left = await returned_all_connections(engine)
+    comments, audits = await what_another_connection_sees(spectator)
+    expected = len(seed.comments_of(CLEARED))
+    failed = MSG(refused)
+    assert comments == expected and audits == 0, MSG(
+        "clear-half-saved", failed=failed, comments=comments, expected=expected, audits=audits
+    )
+    assert left == 0, MSG("clear-left-checked-out", failed=failed, left=left)

@@ -1,4 +1,4 @@
-"""Specs of kata 11: timeouts and cancellation (rules TO1, TO2). Do not edit: edit reports.py.
+"""Specs of kata 11: timeouts and cancellation (rules TO1, TO2, TO3). Do not edit: edit reports.py.
 
 Each spec gets its own copy of the seeded blog database. Your app runs in this test's event loop
 (httpx.ASGITransport); the report asks PostgreSQL for a pg_sleep far longer than any budget, so
@@ -8,6 +8,9 @@ in PostgreSQL (pg_stat_activity) after the request gave up. Deadlines are 5x the
 A spec stops waiting early only on a fact that shows waiting cannot help: the engine's connections
 have no server-side guard at all, or the report query has already run in PostgreSQL for 5x the
 budget (the budget started before the query did, so that is a 5x margin too).
+The TO3 spec serves your app with a real uvicorn on 127.0.0.1 and closes a raw socket mid-request:
+then it watches that query's backend in pg_stat_activity and your pool (3 s allowed; about 0.1 s
+when the endpoint cancels its query, 20 s or more when nothing does).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from kata_tools.attempts import attempt
 from kata_tools.i18n import catalog
+from kata_tools.serving import ServerDidNotStart, serving
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -321,3 +325,93 @@ async def test_the_guard_lets_a_query_of_a_fifth_of_it_finish(kata, engines, gua
         task, in_time = await bounded(run(), deadline(guard))
     error = type(task.exception()).__name__ if in_time and task.exception() else None
     assert in_time and not error, MSG("guard-too-tight", guard=guard, quick=quick, error=error or MSG("no-error-deadline"))
+
+
+# --- TO3: a client that goes away takes its query with it ----------------------------------------
+
+LEFT_WITHIN = 3.0  # the query of a client that left is gone within ~0.1 s measured; the budget is 20 s
+STARTS_WITHIN = 10.0  # a served report's query shows in pg_stat_activity within ~0.1 s measured
+
+
+class DisposedOnTheServersLoop:
+    """The learner's app as uvicorn serves it, in a thread with an event loop of its own: the
+    engine's connections are opened on that loop, so its lifespan's end disposes them there."""
+
+    def __init__(self, app, engine: AsyncEngine):
+        self.app, self.engine = app, engine
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.engine.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def report_backend(spectator, reader, within: float) -> tuple[int | None, str]:
+    """The backend pid running the report's query, once it shows in pg_stat_activity; or (None,
+    the first line the server answered, if it answered instead)."""
+    answer = asyncio.ensure_future(reader.readline())
+    try:
+        stop = time.monotonic() + within
+        while time.monotonic() < stop and not answer.done():
+            running = await running_queries(spectator)
+            if running:
+                return running[0], ""
+            await asyncio.wait({answer}, timeout=0.02)
+    finally:
+        answer.cancel()
+        await asyncio.wait({answer})
+    first = b"" if answer.cancelled() or answer.exception() else answer.result()
+    return None, first.decode(errors="replace").strip()
+
+
+async def backend_state(spectator, pid: int) -> str:
+    """What the backend is doing now: 'active' (still the report query), 'idle', ..., or 'gone'."""
+    async with spectator.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT state, query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+        ).first()
+    if row is None:
+        return "gone"
+    return "active" if row.state == "active" and "pg_sleep(" in row.query else str(row.state)
+
+
+@pytest.mark.rule("TO3")
+@pytest.mark.timeout(40)
+async def test_a_client_that_disconnects_takes_its_query_with_it(kata, engines, spectator):
+    """uvicorn on 127.0.0.1; a raw-socket client asks for a 30 s report and closes its socket once
+    the query runs: the query stops and the connection is back in the pool within 3 s (the
+    request's budget and the database's guard are 20 s each, so only the disconnect can do it)."""
+    engine = engines(LONG_GUARD)
+    app = kata.create_app(engine, LONG_GUARD)
+    try:
+        async with serving(DisposedOnTheServersLoop(app, engine)) as base_url:
+            port = int(base_url.rsplit(":", 1)[1])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = f"GET /reports/6?seconds={FOREVER:g} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            writer.write(request.encode())
+            await writer.drain()
+            pid, answered = await report_backend(spectator, reader, STARTS_WITHIN)
+            writer.close()  # the client goes away mid-request
+            if pid is None:
+                pytest.fail(MSG("left-never-ran", within=STARTS_WITHIN, answered=answered or "-"), pytrace=False)
+            stop = time.monotonic() + LEFT_WITHIN
+            state, left = await backend_state(spectator, pid), checked_out(engine)
+            while (state == "active" or left) and time.monotonic() < stop:
+                await asyncio.sleep(0.05)
+                state, left = await backend_state(spectator, pid), checked_out(engine)
+            if state == "active":  # the server cannot stop until the handler ends: end it now
+                async with spectator.connect() as conn:
+                    await conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+    except ServerDidNotStart as e:
+        pytest.fail(MSG("left-no-server", error=str(e)), pytrace=False)
+    assert state != "active", MSG("left-still-running", pid=pid, within=LEFT_WITHIN, budget=LONG_GUARD)
+    assert left == 0, MSG("left-checked-out", left=left, within=LEFT_WITHIN)

@@ -13,7 +13,7 @@ import asyncio
 
 from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import String, func, select
+from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -76,6 +76,16 @@ async def record_audit(sessions: async_sessionmaker[AsyncSession], post_id: int,
     # sessions.begin(): a session in a transaction that commits at the end of the block
     async with sessions.begin() as db:
         db.add(AuditEntry(post_id=post_id, action=action))
+
+
+async def clear_comments(sessions: async_sessionmaker[AsyncSession], post_id: int) -> int:
+    # one transaction: sessions.begin() commits at the end of the block, rolls back on an error
+    async with sessions.begin() as db:
+        comments = (await db.scalars(select(Comment).where(Comment.post_id == post_id))).all()
+        for comment in comments:
+            await db.delete(comment)
+        db.add(AuditEntry(post_id=post_id, action="comments cleared"))
+    return len(comments)
 
 
 class CommentIn(BaseModel):

@@ -13,7 +13,7 @@ import asyncio
 
 from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import String, func, select
+from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -71,6 +71,14 @@ async def record_audit(sessions, post_id, action):
     async with sessions() as db:
         db.add(AuditEntry(post_id=post_id, action=action))
         await db.commit()
+
+
+async def clear_comments(sessions, post_id):
+    async with sessions() as db:
+        deleted = await db.execute(delete(Comment).where(Comment.post_id == post_id))
+        db.add(AuditEntry(post_id=post_id, action="comments cleared"))
+        await db.commit()
+    return deleted.rowcount
 
 
 class CommentIn(BaseModel):

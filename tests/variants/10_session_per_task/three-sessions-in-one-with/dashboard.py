@@ -13,7 +13,7 @@ import asyncio
 
 from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import String, func, select
+from sqlalchemy import String, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,6 +67,20 @@ async def load_dashboard(sessions, post_id):
             tag_names(s3, post_id),
         )
     return dict(zip(("title", "comments", "tags"), results))
+
+
+async def clear_comments(sessions, post_id):
+    db = sessions()
+    try:
+        result = await db.execute(delete(Comment).where(Comment.post_id == post_id))
+        await db.execute(insert(AuditEntry).values(post_id=post_id, action="comments cleared"))
+        await db.commit()
+        return result.rowcount
+    except Exception:
+        await db.rollback()
+        raise
+    finally:
+        await db.close()
 
 
 class CommentIn(BaseModel):

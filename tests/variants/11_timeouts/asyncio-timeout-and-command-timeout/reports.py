@@ -2,7 +2,7 @@
 
 import asyncio
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -21,12 +21,31 @@ def make_engine(database_url: str, statement_timeout: float) -> AsyncEngine:
 def create_app(engine: AsyncEngine, timeout: float) -> FastAPI:
     app = FastAPI()
 
+    async def query(seconds: float) -> None:
+        async with asyncio.timeout(timeout):
+            async with engine.connect() as conn:
+                await conn.execute(QUERY, {"seconds": seconds})
+
+    async def disconnected(request: Request) -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
     @app.get("/reports/{report_id}")
-    async def report(report_id: int, seconds: float = 0.1):
+    async def report(report_id: int, request: Request, seconds: float = 0.1):
+        running = asyncio.create_task(query(seconds))
+        gone = asyncio.create_task(disconnected(request))
         try:
-            async with asyncio.timeout(timeout):
-                async with engine.connect() as conn:
-                    await conn.execute(QUERY, {"seconds": seconds})
+            await asyncio.wait([running, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (running, gone):
+                t.cancel()
+            await asyncio.gather(running, gone, return_exceptions=True)
+        if running.cancelled():  # the client left: nobody to answer
+            return Response(status_code=499)
+        try:
+            running.result()
         except TimeoutError:  # ours or asyncpg's command_timeout: both are TimeoutError on 3.11
             raise HTTPException(504, "report timed out")
         return {"report_id": report_id}

@@ -41,12 +41,24 @@ def create_app(engine, timeout):
         return JSONResponse({"detail": "database error"}, status_code=500)
 
     @app.get("/reports/{report_id}")
-    async def report(report_id: int, seconds: float = 0.1):
+    async def report(report_id: int, request: Request, seconds: float = 0.1):
         async def work():
             async with engine.connect() as conn:
                 await conn.execute(QUERY, {"seconds": seconds})
 
-        await asyncio.wait_for(work(), timeout=timeout)
+        job = asyncio.ensure_future(asyncio.wait_for(work(), timeout=timeout))
+        try:
+            while not job.done():
+                if await request.is_disconnected():
+                    job.cancel()
+                    break
+                await asyncio.wait({job}, timeout=0.05)
+        finally:
+            job.cancel()
+            await asyncio.wait({job})
+        if job.cancelled():
+            return JSONResponse({"detail": "client went away"}, status_code=499)
+        job.result()  # TimeoutError / DBAPIError go to the exception handlers
         return {"report_id": report_id}
 
     return app

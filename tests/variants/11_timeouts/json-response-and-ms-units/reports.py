@@ -2,7 +2,7 @@
 
 import asyncio
 
-from fastapi import FastAPI, status
+from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -32,13 +32,32 @@ def _stopped_by_server(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == QUERY_CANCELED or "statement timeout" in str(error)
 
 
+async def _until_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _cancel(*tasks) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+
+
 def create_app(engine: AsyncEngine, timeout: float) -> FastAPI:
     app = FastAPI()
 
     @app.get("/reports/{report_id}")
-    async def report(report_id: int, seconds: float = 0.1):
+    async def report(report_id: int, request: Request, seconds: float = 0.1):
+        run = asyncio.ensure_future(asyncio.wait_for(_run(engine, seconds), timeout))
+        watch = asyncio.ensure_future(_until_disconnect(request.receive))
         try:
-            await asyncio.wait_for(_run(engine, seconds), timeout)
+            done, _ = await asyncio.wait({run, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel(run, watch)
+        if run not in done:
+            return JSONResponse({"detail": "client closed request"}, status_code=499)
+        try:
+            run.result()
         except asyncio.TimeoutError:
             return JSONResponse({"detail": "timeout"}, status_code=status.HTTP_504_GATEWAY_TIMEOUT)
         except DBAPIError as e:
