@@ -17,10 +17,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kata_tools import i18n
 from kata_tools.postgres import spares
+from kata_tools.postgres.spares import closed as _closed
 
 PREPARED_AHEAD = 3  # database copies made ahead of the specs that will use them
 COPIERS = 2  # threads making them: on a loaded machine one copy took longer than a failing spec
@@ -310,7 +310,7 @@ class Database:
             conn = self._admin()
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT datname FROM pg_database WHERE datname ~ '^kata_[0-9]+_s?[0-9]+$'")
+                    cur.execute("SELECT datname FROM pg_database WHERE datname ~ %s", (COPY_NAME.pattern,))
                     names = [row[0] for row in cur.fetchall()]
             finally:
                 conn.close()
@@ -379,13 +379,3 @@ def _major(version: str) -> int:
         return int(version.split(".")[0])
     except ValueError:
         return 0
-
-
-def _closed(conn: Any) -> Any:
-    """Close `conn` if open; None, to assign back (`conn = _closed(conn)`)."""
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception:
-            pass
-    return None

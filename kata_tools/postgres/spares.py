@@ -52,10 +52,12 @@ def take(conn: Any, prefix: str, name: str) -> bool:
     return False
 
 
-def _closed(conn: Any) -> None:
+def closed(conn: Any) -> Any:
+    """Close `conn` if open; None, to assign back (`conn = closed(conn)`; copies.py uses it too)."""
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.close()
+    return None
 
 
 class Keeper:
@@ -85,10 +87,9 @@ class Keeper:
                         break
                     self._copy(conn, f"{self.prefix}{next(numbers)}")
             except Exception:  # a restarted server, a full disk: runs make their own copies
-                _closed(conn)
-                conn = None
+                conn = closed(conn)
             self._stop.wait(PAUSE)
-        _closed(conn)
+        closed(conn)
 
     def close(self) -> None:
         """Stop making spares and drop those left (best effort: the next run sweeps the rest)."""
@@ -102,4 +103,4 @@ class Keeper:
                     cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except Exception:
             pass
-        _closed(conn)
+        closed(conn)
