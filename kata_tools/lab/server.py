@@ -223,7 +223,9 @@ def build_app(url: str) -> FastAPI:
         pooled = await lab.async_engine.raw_connection()
         try:
             acquired = time.monotonic()
-            await pooled.driver_connection.execute(SLEEP_ASYNCPG, t)
+            driver = pooled.driver_connection
+            assert driver is not None  # a checked-out connection always has its asyncpg one
+            await driver.execute(SLEEP_ASYNCPG, t)
             done = time.monotonic()
         finally:
             pooled.close()
