@@ -39,8 +39,8 @@ from kata_tools.probes import loop_running_here
 
 URL_VARIABLE = "KATA_LAB_DATABASE_URL"
 
-# Each request borrows its connection from SQLAlchemy's pool (engine.connect(): the pool and its
-# cap are what the modes show, CP3/CP7) and hands the statement to the driver on that connection.
+# Each request borrows its connection from SQLAlchemy's pool (engine.connect(), and for the async
+# modes the pool's raw_connection(): the pool and its cap are what the modes show, CP3/CP7) and hands the statement to the driver on that connection.
 # SQLAlchemy Core's statement machinery (compile cache, execution context, result object) costs
 # about 120 us of Python per request on a small machine: the loop pays it for every request in
 # turn, and 40 worker threads queue for the GIL to run it. No rule is about it.
@@ -59,10 +59,11 @@ def sleep_on(connection, t: float) -> None:
         cursor.execute(SLEEP_PSYCOPG2, (t,))
 
 
-async def sleep_on_async(connection, t: float) -> None:
-    """pg_sleep(t) on a checked-out AsyncConnection, awaited on asyncpg."""
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.execute(SLEEP_ASYNCPG, t)
+async def sleep_on_async(pooled, t: float) -> None:
+    """pg_sleep(t) on a connection checked out with `await engine.raw_connection()`, on asyncpg."""
+    driver = pooled.driver_connection
+    assert driver is not None  # a checked-out connection always has its asyncpg one
+    await driver.execute(SLEEP_ASYNCPG, t)
 
 
 class Lab:
@@ -157,10 +158,10 @@ def _warm_sync(engine, count: int) -> None:
 
 
 async def _warm_async(engine, count: int) -> None:
-    held = [await engine.connect() for _ in range(count)]
-    for connection in held:
-        await sleep_on_async(connection, 0)  # the statement is prepared on every connection
-        await connection.close()
+    held = [await engine.raw_connection() for _ in range(count)]
+    for pooled in held:
+        await sleep_on_async(pooled, 0)  # the statement is prepared on every connection
+        pooled.close()  # AUTOCOMMIT: nothing to roll back, so the checkin does no I/O
 
 
 async def _retrying(warm, seconds: float = 5.0) -> None:
@@ -219,13 +220,10 @@ def build_app(url: str) -> FastAPI:
         started = time.monotonic()
         # The pool's own checkout, one greenlet hop; AsyncConnection's connect, raw connection and
         # close took three (about 60 us a request here, paid in turn by the one loop).
-        # AUTOCOMMIT: nothing to roll back, so the checkin below does no I/O.
         pooled = await lab.async_engine.raw_connection()
         try:
             acquired = time.monotonic()
-            driver = pooled.driver_connection
-            assert driver is not None  # a checked-out connection always has its asyncpg one
-            await driver.execute(SLEEP_ASYNCPG, t)
+            await sleep_on_async(pooled, t)
             done = time.monotonic()
         finally:
             pooled.close()
