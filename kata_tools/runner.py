@@ -17,7 +17,8 @@ Contract (every caller gets the same):
   plus `env` (e.g. KATA_DATABASE_URL of a database shared by many runs), plus:
   PYTHONPYCACHEPREFIX=<a fresh temporary folder> (bytecode, Python's and pytest's rewritten
   specs, never lands in katas/, solutions/ or a copy, and a __pycache__ shipped with a learner's
-  tree is never loaded in place of a spec; pass `pycache=` for a folder kept between runs),
+  tree is never loaded in place of a spec; pass `pycache=` for a folder kept between runs; the
+  libraries' bytecode is shared between runs either way: kata_tools.bytecode),
   PYTHONIOENCODING=utf-8 (Korean messages survive any console), KATA_LANG=`lang` when given.
 - `progress=False` (the default, for grading and the self-tests): KATA_NO_PROGRESS=1 and
   `-o cache_dir=<the run's temporary folder>`, so the run never touches the learner's
@@ -50,7 +51,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kata_tools import catalog, results
+from kata_tools import bytecode, catalog, results
 from kata_tools.preloaded import ForkedRun, Preloaded
 
 STRIPPED_ENV = ("KATA_SOLUTIONS", "KATA_SOURCE")
@@ -110,6 +111,10 @@ def inner_env(
     out["PYTHONIOENCODING"] = "utf-8"
     if pycache is not None:
         out["PYTHONPYCACHEPREFIX"] = str(pycache)
+        # What PYTHONDONTWRITEBYTECODE is for (no __pycache__ next to one's sources) the prefix
+        # gives already; kept, it made every run compile every library again (some sandboxes
+        # and CI images set it).
+        out.pop("PYTHONDONTWRITEBYTECODE", None)
     if not progress:
         out["KATA_NO_PROGRESS"] = "1"
     if lang:
@@ -181,7 +186,10 @@ def run(
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "specs.json"
         cmd = command(target_paths, report, solutions=solutions, source=source, args=args, progress=progress)
-        run_env = inner_env(env, progress=progress, lang=lang, pycache=pycache or Path(tmp) / "pyc")
+        folder = pycache or Path(tmp) / "pyc"
+        course = (root, root / source if source is not None else None, catalog.ROOT)
+        bytecode.share_libraries(folder, course=course)  # libraries compiled once, not every run
+        run_env = inner_env(env, progress=progress, lang=lang, pycache=folder)
         proc: subprocess.Popen | ForkedRun | None = None
         if preloaded is not None:
             proc = preloaded.popen(cmd, cwd=root, env=run_env, output=Path(tmp) / "output.txt")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
-from kata_tools import catalog, results, runner
+from kata_tools import bytecode, catalog, results, runner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -93,3 +96,40 @@ def test_a_run_past_its_time_limit_is_stopped_and_says_so(tmp_path):
     run = runner.run(runner.targets(["01_event_loop"]), timeout=0.3, pycache=tmp_path)
     assert run.timed_out and run.exit_code != 0 and run.records == []
     assert "timed out after 0.3 s" in run.output
+
+
+def test_a_run_compiles_the_libraries_once_and_the_course_files_fresh(tmp_path, monkeypatch):
+    """The libraries' bytecode goes to the shared folder and is reused; a spec's stays in the run's."""
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(bytecode.tempfile, "gettempdir", lambda: str(tmp_path / "temp"))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # dropped: the prefix keeps sources clean
+    kata = catalog.find_kata("01")
+    runs = [tmp_path / "run-1", tmp_path / "run-2"]
+    for folder in runs:
+        run = runner.run(runner.targets([kata]), solutions=True, pycache=folder)
+        assert run.exit_code == 0, run.output
+    shared = bytecode.shared_dir()
+    assert shared is not None and shared.parent == tmp_path / "temp"
+    assert len(list(shared.rglob("_pytest/main.cpython-*.pyc"))) == 1, "pytest's, in the shared folder"
+    for folder in runs:
+        own = [Path(d, f) for d, _, files in os.walk(folder) for f in files]  # links not followed
+        assert any(p.name.startswith("test_event_loop") for p in own), "the spec's bytecode: the run's own"
+        assert not any("_pytest" in p.parts for p in own), "no library compiled into a run's folder"
+
+
+def test_no_library_folder_that_holds_the_course_is_shared(tmp_path):
+    course = Path(sys.prefix) / "course-inside-the-environment"
+    chosen = bytecode.library_dirs([course])
+    assert all(not (course == c or c in course.parents) for c in chosen)
+    assert all(not any(p in chosen for p in c.parents) for c in chosen), "outermost folders only"
+
+
+def test_a_shared_folder_that_is_a_link_is_never_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(bytecode.tempfile, "gettempdir", lambda: str(tmp_path))
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir()
+    user = os.getuid() if hasattr(os, "getuid") else bytecode.getpass.getuser()
+    (tmp_path / bytecode.SHARED_NAME.format(user=user)).symlink_to(elsewhere)
+    assert bytecode.shared_dir() is None
+    bytecode.share_libraries(tmp_path / "run")
+    assert not (tmp_path / "run").exists(), "nothing linked, the run compiles on its own"
