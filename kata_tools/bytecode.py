@@ -11,9 +11,10 @@ kata 13 worker 1.3 s instead of 0.3 s.
 
 So `share_libraries` puts, at the place of each library folder (the standard library,
 site-packages) inside a run's folder, a link to one folder per user kept between runs
-(<temp>/kata-pyc-<uid>/, the libraries' paths mirrored in it): the libraries compile once per
+(<temp>/kata-pyc-<uid>/<digest of the library's path>/): the libraries compile once per
 machine, and their bytecode is checked against its source (mtime and size) as in any
-__pycache__. Everything else, the course's own files included, stays in the run's own folder.
+__pycache__; the cache of a library folder that is gone (a test's virtualenv) is dropped.
+Everything else, the course's own files included, stays in the run's own folder.
 Where a link cannot be made (Windows without the symlink right, a shared folder owned by someone
 else), the folder stays as it was: the run is slower, its results the same.
 """
@@ -22,14 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
+import shutil
 import site
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 SHARED_NAME = "kata-pyc-{user}"
+MARKER = "library.txt"  # in each library's cache: the folder it holds the bytecode of
+_pruned = False  # once per process
 
 
 def library_dirs(course: Iterable[Path | None]) -> list[Path]:
@@ -72,17 +78,43 @@ def _mirrored(prefix: Path, path: Path) -> Path:
     return prefix.joinpath(*path.parts[1:])
 
 
+def _library_cache(shared: Path, library: Path) -> Path:
+    """The shared folder of one library folder, named by a digest of its path, which it records."""
+    cache = shared / hashlib.sha256(str(library).encode()).hexdigest()[:16]
+    cache.mkdir(exist_ok=True)  # again, too, if a temp cleaner removed it under a kept link
+    marker = cache / MARKER
+    if not marker.exists():
+        marker.write_text(str(library), encoding="utf-8")
+    return cache
+
+
+def _prune(shared: Path) -> None:
+    """Drop the caches of library folders that are gone (a test's or a grader's virtualenv)."""
+    for cache in shared.iterdir():
+        with contextlib.suppress(OSError):
+            marker = cache / MARKER
+            if marker.exists():
+                gone = not Path(marker.read_text(encoding="utf-8")).is_dir()
+            else:  # not one of ours, or one being made this instant: only once it is old
+                gone = time.time() - cache.lstat().st_mtime > 3600
+            if gone:
+                shutil.rmtree(cache, ignore_errors=True)
+
+
 def share_libraries(folder: Path, course: Iterable[Path | None] = ()) -> None:
-    """Link each library folder's place inside `folder` to the shared one (see the docstring)."""
+    """Link each library folder's place inside `folder` to its shared cache (see the docstring)."""
+    global _pruned
     shared = shared_dir()
     if shared is None:
         return
+    if not _pruned:
+        _pruned = True
+        _prune(shared)
     for library in library_dirs(course):
         link = _mirrored(folder, library)
-        if link.exists() or link.is_symlink():
-            continue  # a kept folder that already has it (a link, or bytecode compiled there)
         with contextlib.suppress(OSError):
-            target = _mirrored(shared, library)
-            target.mkdir(parents=True, exist_ok=True)
+            cache = _library_cache(shared, library)
+            if link.is_symlink() or link.exists():
+                continue  # a kept folder that has it already: a link, or bytecode compiled there
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target, target_is_directory=True)
+            link.symlink_to(cache, target_is_directory=True)

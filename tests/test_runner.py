@@ -133,3 +133,18 @@ def test_a_shared_folder_that_is_a_link_is_never_used(tmp_path, monkeypatch):
     assert bytecode.shared_dir() is None
     bytecode.share_libraries(tmp_path / "run")
     assert not (tmp_path / "run").exists(), "nothing linked, the run compiles on its own"
+
+
+def test_the_cache_of_a_library_folder_that_is_gone_is_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr(bytecode.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(bytecode, "_pruned", False)
+    shared = bytecode.shared_dir()
+    assert shared is not None
+    gone = shared / "0123456789abcdef"
+    gone.mkdir()
+    (gone / bytecode.MARKER).write_text(str(tmp_path / "a-deleted-virtualenv"))
+    bytecode.share_libraries(tmp_path / "run")
+    assert not gone.exists()
+    kept = {(c / bytecode.MARKER).read_text() for c in shared.iterdir()}
+    assert kept == {str(p) for p in bytecode.library_dirs([])}, "one cache per library folder"
+    assert all((tmp_path / "run").joinpath(*p.parts[1:]).is_symlink() for p in bytecode.library_dirs([]))
