@@ -389,3 +389,15 @@ def test_the_readme_pictures_follow_the_rules_each_kata_teaches():
     assert panels["10_session_per_task"] == ["one-session"]  # SS1
     # Kata 08 checks EL3 and CP7 again but teaches AE5 and SM1, which no mode shows.
     assert "08_what_to_await" not in panels
+
+
+def test_both_readmes_name_as_many_lab_modes_as_the_lab_has():
+    # The English README said "five ways" after one-session became the sixth mode (2026-12-03).
+    words = {
+        "en": ["", "one", "two", "three", "four", "five", "six", "seven", "eight"],
+        "ko": ["", "한", "두", "세", "네", "다섯", "여섯", "일곱", "여덟"],
+    }
+    readmes = {"en": (ROOT / "README.md", "{} ways"), "ko": (ROOT / "README.ko.md", "{} 가지 방식")}
+    for lang, (path, phrase) in readmes.items():
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert phrase.format(words[lang][len(MODES)]) in text, f"{path.name}: {len(MODES)} modes"
