@@ -1,6 +1,7 @@
 """The database of the database katas: chosen once, clean per spec, never left running, and a
 problem of the database is reported as one, in one line, never blamed on the learner."""
 
+import json
 import os
 import shutil
 import signal
@@ -295,43 +296,46 @@ def test_a_server_orphaned_by_a_dead_run_is_swept_by_the_next_run(tmp_path):
     assert sleeper.wait(timeout=10) != 0
 
 
-def test_after_ctrl_c_in_the_start_an_unclosed_file_it_leaves_is_no_traceback():
-    # The start thread goes on after Ctrl-C; a /proc file psutil was reading may be freed unclosed.
+def reported_unraisables(steps: str) -> list:
+    """In a fresh interpreter: run `steps` (plugin is kata_tools.postgres.plugin, unraisable(error,
+    name) reports one), and return what reached the hook pytest would have: [type, file name]s."""
     code = (
         "import sys, types\n"
         "seen = []\n"
-        "sys.unraisablehook = lambda u: seen.append(type(u.exc_value).__name__)\n"
+        "sys.unraisablehook = lambda u: seen.append([type(u.exc_value).__name__, u.object.name])\n"
         "from kata_tools.postgres import plugin\n"
-        "plugin._drop_what_the_abandoned_start_leaves()\n"
-        "for error in (ResourceWarning('unclosed file'), RuntimeError('a real one')):\n"
-        "    sys.unraisablehook(types.SimpleNamespace(exc_type=type(error), exc_value=error))\n"
-        "print(seen)\n"
+        "def unraisable(error, name):\n"
+        "    sys.unraisablehook(types.SimpleNamespace(exc_value=error, object=types.SimpleNamespace(name=name)))\n"
+        f"{steps}\n"
+        "print(__import__('json').dumps(seen))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "['RuntimeError']", done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_after_ctrl_c_in_the_start_an_unclosed_file_it_leaves_is_no_traceback():
+    # The start thread goes on after Ctrl-C; a /proc file psutil was reading may be freed unclosed.
+    seen = reported_unraisables(
+        "plugin._drop_what_the_abandoned_start_leaves()\n"
+        "unraisable(ResourceWarning('unclosed file'), '/proc/30/stat')\n"
+        "unraisable(RuntimeError('a real one'), '')"
+    )
+    assert seen == [["RuntimeError", ""]]
 
 
 def test_a_ctrl_c_inside_the_starts_own_scan_of_proc_leaves_no_traceback():
     # The race seen under load: Ctrl-C lands in the main thread inside psutil's read of /proc, so
     # the file is freed unclosed before pytest_keyboard_interrupt runs.
-    code = (
-        "import sys, types\n"
-        "seen = []\n"
-        "sys.unraisablehook = lambda u: seen.append(getattr(u.object, 'name', ''))\n"
-        "from kata_tools.postgres import plugin\n"
+    seen = reported_unraisables(
         "plugin._quiet_process_scans()\n"
         "plugin._quiet_process_scans()  # once, however many starts\n"
-        "def leak(name):\n"
-        "    error = ResourceWarning('unclosed file')\n"
-        "    sys.unraisablehook(types.SimpleNamespace(exc_value=error, object=types.SimpleNamespace(name=name)))\n"
-        "leak('/proc/30/stat')  # no start under way: reported\n"
+        "unraisable(ResourceWarning('unclosed'), '/proc/30/stat')  # no start under way: reported\n"
         "plugin._STARTING.append(1)\n"
-        "leak('/proc/31/stat')  # the start's own scan: dropped\n"
-        "leak('/home/learner/notes.txt')  # anything else: reported\n"
-        "print(seen)\n"
+        "unraisable(ResourceWarning('unclosed'), '/proc/31/stat')  # the start's own scan: dropped\n"
+        "unraisable(ResourceWarning('unclosed'), '/home/learner/notes.txt')  # anything else: reported"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "['/proc/30/stat', '/home/learner/notes.txt']", done.stdout + done.stderr
+    assert [name for _, name in seen] == ["/proc/30/stat", "/home/learner/notes.txt"]
 
 
 # --- spares: copies a warm server keeps ready, so a kata watch re-run needs not wait for one ---
