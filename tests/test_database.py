@@ -328,8 +328,8 @@ def test_a_ctrl_c_inside_the_starts_own_scan_of_proc_leaves_no_traceback():
     # The race seen under load: Ctrl-C lands in the main thread inside psutil's read of /proc, so
     # the file is freed unclosed before pytest_keyboard_interrupt runs.
     seen = reported_unraisables(
-        "plugin._quiet_process_scans()\n"
-        "plugin._quiet_process_scans()  # once, however many starts\n"
+        "plugin._quiet_what_a_start_leaves()\n"
+        "plugin._quiet_what_a_start_leaves()  # once, however many starts\n"
         "unraisable(ResourceWarning('unclosed'), '/proc/30/stat')  # no start under way: reported\n"
         "plugin._STARTING.append(1)\n"
         "unraisable(ResourceWarning('unclosed'), '/proc/31/stat')  # the start's own scan: dropped\n"

@@ -50,7 +50,7 @@ _STARTING: list[int] = []  # starts under way in this process (for the Ctrl-C li
 
 
 def _provision_or_reason(warm: bool = False) -> Database | DatabaseUnavailable:
-    _quiet_process_scans()
+    _quiet_what_a_start_leaves()
     _STARTING.append(1)
     try:
         result = _provision(warm)
@@ -155,40 +155,44 @@ def pytest_keyboard_interrupt(excinfo) -> None:
         _drop_what_the_abandoned_start_leaves()
 
 
+_ABANDONED: list[int] = []  # a start left to its daemon thread by Ctrl-C (at most one entry)
+
+
 def _drop_what_the_abandoned_start_leaves() -> None:
     """The start thread goes on after Ctrl-C (a daemon; its reaper stops the server). A file it was
     reading then (pgserver scans /proc through psutil) may be freed unclosed, and pytest reported
     that ResourceWarning with a 60-line traceback under the one line above. It is not the
     learner's: from now on such warnings are dropped; any other unraisable error goes on as before."""
+    _quiet_what_a_start_leaves()
+    if not _ABANDONED:
+        _ABANDONED.append(1)
+
+
+def _left_by_a_start(unraisable) -> bool:
+    """A ResourceWarning the start caused: any, once a start was abandoned; before that, a /proc
+    file that pgserver's process scan (psutil) had open when Ctrl-C hit the start."""
+    if not isinstance(unraisable.exc_value, ResourceWarning):
+        return False
+    return bool(_ABANDONED) or (
+        bool(_STARTING) and str(getattr(unraisable.object, "name", None)).startswith("/proc/")
+    )
+
+
+def _quiet_what_a_start_leaves() -> None:
+    """One hook in front of pytest's, for what a start leaves unclosed (_left_by_a_start).
+
+    Installed when a start begins, not on Ctrl-C: a Ctrl-C can land inside psutil's read of /proc
+    in this very thread, and the file is then freed before pytest_keyboard_interrupt runs (seen
+    under load, 2026-12-03). Everything else goes to pytest as before."""
     previous = sys.unraisablehook
-
-    def hook(unraisable) -> None:
-        if not isinstance(unraisable.exc_value, ResourceWarning):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-
-
-def _a_process_scan_left_open(unraisable) -> bool:
-    """A /proc file that pgserver's process scan (psutil) had open when Ctrl-C hit the start."""
-    name = getattr(unraisable.object, "name", None)
-    return isinstance(unraisable.exc_value, ResourceWarning) and str(name).startswith("/proc/")
-
-
-def _quiet_process_scans() -> None:
-    """While a start is under way, a Ctrl-C can land inside psutil's read of /proc in this very
-    thread: the file is freed unclosed before pytest_keyboard_interrupt runs, and pytest printed its
-    ResourceWarning as a 60-line traceback under the one line (seen under load, 2026-12-03). Such
-    a warning is dropped while a start is counted; everything else goes to pytest as before."""
-    previous = sys.unraisablehook
-    if getattr(previous, "kata_quiet_scans", False):
+    if getattr(previous, "kata_start_leftovers", False):
         return
 
     def hook(unraisable) -> None:
-        if not (_STARTING and _a_process_scan_left_open(unraisable)):
+        if not _left_by_a_start(unraisable):
             previous(unraisable)
 
-    hook.kata_quiet_scans = True  # type: ignore[attr-defined]
+    hook.kata_start_leftovers = True  # type: ignore[attr-defined]
     sys.unraisablehook = hook
 
 
