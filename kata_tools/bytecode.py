@@ -57,10 +57,15 @@ def library_dirs(course: Iterable[Path | None]) -> list[Path]:
     return chosen
 
 
+def shared_path() -> Path:
+    """<temp>/kata-pyc-<uid> (Windows has no uid: the user's name)."""
+    user = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir()) / SHARED_NAME.format(user=user)
+
+
 def shared_dir() -> Path | None:
-    """<temp>/kata-pyc-<uid>, made private to this user; None when it is not ours to use."""
-    user = os.getuid() if hasattr(os, "getuid") else getpass.getuser()  # Windows: a name
-    base = Path(tempfile.gettempdir()) / SHARED_NAME.format(user=user)
+    """shared_path(), made private to this user; None when it is not ours to use."""
+    base = shared_path()
     try:
         base.mkdir(mode=0o700, exist_ok=True)
         info = base.lstat()

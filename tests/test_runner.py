@@ -138,8 +138,7 @@ def test_a_shared_folder_that_is_a_link_is_never_used(tmp_path, monkeypatch):
     monkeypatch.setattr(bytecode.tempfile, "gettempdir", lambda: str(tmp_path))
     elsewhere = tmp_path / "planted"
     elsewhere.mkdir()
-    user = os.getuid() if hasattr(os, "getuid") else bytecode.getpass.getuser()
-    (tmp_path / bytecode.SHARED_NAME.format(user=user)).symlink_to(elsewhere)
+    bytecode.shared_path().symlink_to(elsewhere)
     assert bytecode.shared_dir() is None
     bytecode.share_libraries(tmp_path / "run")
     assert not (tmp_path / "run").exists(), "nothing linked, the run compiles on its own"
@@ -158,4 +157,4 @@ def test_the_cache_of_a_library_folder_that_is_gone_is_dropped(tmp_path, monkeyp
     assert not gone.exists()
     kept = {(c / bytecode.MARKER).read_text() for c in shared.iterdir()}
     assert kept == {str(p) for p in bytecode.library_dirs([])}, "one cache per library folder"
-    assert all((tmp_path / "run").joinpath(*p.parts[1:]).is_symlink() for p in bytecode.library_dirs([]))
+    assert all(bytecode._mirrored(tmp_path / "run", p).is_symlink() for p in bytecode.library_dirs([]))
