@@ -435,3 +435,80 @@ def test_the_spares_of_a_keeper_that_died_are_swept_by_the_next_run(database):
     for name in databases_named(database, prefix):
         database.drop(name)
     assert f"{prefix}1" in queued, queued
+
+
+def sessions_ever_opened_on(database, name: str) -> int:
+    conn = database._admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_copy_comes_with_its_first_session_already_opened(database):
+    """That session builds the catalog cache file of the new database (10-20 ms): the copy maker
+    opens it, in its thread, so that no spec's first connection does."""
+    if int(database.fetch_version().split(".")[0]) < 14:
+        pytest.skip("pg_stat_database.sessions is PostgreSQL 14+")
+    name = database.create_test_database()
+    try:
+        deadline = time.monotonic() + 10  # a session's count is reported when it has ended
+        while not sessions_ever_opened_on(database, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sessions_ever_opened_on(database, name) >= 1
+    finally:
+        database.drop(name)
+
+
+def test_the_check_for_leaked_sessions_keeps_one_admin_connection_and_outlives_its_loss(database):
+    import psycopg2
+
+    name = database.create_test_database()
+    leaked = None
+    try:
+        assert database.connections_to(name) == 0
+        checker = database._checker.get_backend_pid()
+        leaked = psycopg2.connect(database.url(name).render_as_string(hide_password=False))
+        assert database.connections_to(name) == 1
+        assert database._checker.get_backend_pid() == checker  # the same connection, kept
+        conn = database._admin()
+        try:
+            with conn.cursor() as cur:  # what a restarted server does to it
+                cur.execute("SELECT pg_terminate_backend(%s)", (checker,))
+        finally:
+            conn.close()
+        assert database.connections_to(name) == 1
+        assert database._checker.get_backend_pid() != checker
+    finally:
+        if leaked is not None:
+            leaked.close()
+        database.drop(name)
+
+
+def test_the_clusters_go_to_memory_on_linux_when_it_has_room_else_to_the_temporary_folder(
+    monkeypatch, tmp_path
+):
+    from kata_tools.postgres import place
+
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(place.sys, "platform", "linux")
+    monkeypatch.setattr(place, "MEMORY_DIR", tmp_path)
+    monkeypatch.setattr(place.tempfile, "gettempdir", lambda: "/the/temp")
+    free = {"bytes": 2**31}
+    monkeypatch.setattr(
+        place.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(0, 0, free["bytes"])
+    )
+    assert place.default_dir() == str(tmp_path)
+    free["bytes"] = 64 * 2**20  # a container's /dev/shm
+    assert place.default_dir() == "/the/temp"
+    free["bytes"] = 2**31
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "chosen"))  # a folder the user chose is kept
+    assert place.default_dir() == "/the/temp"
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(place, "MEMORY_DIR", tmp_path / "none")  # no /dev/shm
+    assert place.default_dir() == "/the/temp"
+    monkeypatch.setattr(place, "MEMORY_DIR", tmp_path)
+    monkeypatch.setattr(place.sys, "platform", "darwin")
+    assert place.default_dir() == "/the/temp"

@@ -11,7 +11,7 @@ its binaries and its `get_server(..., start=False)` + `ensure_pgdata_inited()` (
 POSIX as root the unprivileged `pgserver` user it runs as); starting and stopping is ours, so a
 cluster is initialised once and then only started.
 
-Layout, under KATA_PG_DIR or the temporary folder:
+Layout, under KATA_PG_DIR, or /dev/shm, or the temporary folder (place.py says which and why):
 
     kata-pg-<uid>/<key>/slot-<n>/
         data/           the cluster; <key> = PostgreSQL major + a hash of the seed code, so a
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kata_tools import i18n, pg_reaper
+from kata_tools.postgres import place
 
 LEARNER_ROLE = "kata"  # the specs connect as this role, not as the superuser (see provisioning.py)
 TEMPLATE = "kata_tpl"  # the seeded template inside a cached cluster
@@ -82,7 +83,7 @@ def seed_key() -> str:
 
 def base_dir() -> Path:
     """The folder that holds the cached clusters; one line naming the cause if it is unusable."""
-    chosen = os.environ.get("KATA_PG_DIR") or tempfile.gettempdir()
+    chosen = os.environ.get("KATA_PG_DIR") or place.default_dir()
     what = i18n.tool("plugin")("pg-dir-env" if os.environ.get("KATA_PG_DIR") else "pg-dir-temp")
     import getpass
 
