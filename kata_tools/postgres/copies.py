@@ -230,7 +230,9 @@ class Database:
         # The first session on a new database builds its catalog cache file (pg_internal.init):
         # 10-20 ms. Opened here, in the copy maker's thread, it is not the spec's first connection.
         # (A template's own file cannot be copied: every server start deletes them all.)
-        execute_all(_as_user(self.admin_url, None, name), "SELECT 1")
+        import psycopg2
+
+        psycopg2.connect(self.admin_url, dbname=name, connect_timeout=10).close()  # no SQLAlchemy here
 
     def _prepare(self) -> None:
         conn = None
