@@ -1,9 +1,11 @@
 """A real PostgreSQL for the database katas, with zero set-up (not the blog's kata_blog.database).
 
-Four rooms:
+Six rooms:
 - provisioning.py: which server a run uses (DATABASE_URL, Docker, embedded), warm_server();
 - copies.py: the server handle (`Database`): URLs, the seeded template, one copy per spec;
+- spares.py: copies a warm server keeps ready, taken at once by the runs it is handed to;
 - server.py: the embedded server's lifecycle (a cached cluster started in ~0.1 s, its reaper);
+- place.py: where the cached clusters go (/dev/shm on Linux when it has room, and why);
 - plugin.py: the pytest plugin (when to start, the `database` and `seeded_db` fixtures).
 
 For `kata watch` (one server for many runs):
