@@ -229,10 +229,14 @@ class Database:
             cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"{owner}{strategy}')
         # The first session on a new database builds its catalog cache file (pg_internal.init):
         # 10-20 ms. Opened here, in the copy maker's thread, it is not the spec's first connection.
-        # (A template's own file cannot be copied: every server start deletes them all.)
+        # (A template's own file cannot be copied: every server start deletes them all.) Only a
+        # head start: a copy is good without it (no free connection slot, say).
         import psycopg2
 
-        psycopg2.connect(self.admin_url, dbname=name, connect_timeout=10).close()  # no SQLAlchemy here
+        try:
+            psycopg2.connect(self.admin_url, dbname=name, connect_timeout=10).close()  # no SQLAlchemy here
+        except psycopg2.Error:
+            pass
 
     def _prepare(self) -> None:
         conn = None
