@@ -333,7 +333,7 @@ class Database:
                 self._to_drop.put(name)
 
     def connections_to(self, name: str) -> int:
-        """Sessions open on `name`; asked after every spec, on one kept admin connection (a new one: 3-7 ms)."""
+        """Sessions open on `name`: after every spec, on one kept admin connection (a new one: 3-7 ms)."""
         with self._check_lock:
             try:
                 return self._count_sessions(name)

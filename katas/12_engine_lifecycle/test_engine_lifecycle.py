@@ -242,7 +242,8 @@ async def test_the_app_serves_again_after_a_restart_on_a_new_event_loop(kata, se
     first = await asyncio.to_thread(serve_on_a_new_loop, app)
     problem = first_problem(first.replies)
     assert problem is None, MSG("run-failed", run=MSG("run-the-first-run"), problem=problem)
-    left = await spectator.backends_after(settling(kept_in_pool(first.engine)))  # the first loop is closed: nothing can close these now
+    # The first loop is closed: nothing can close these now.
+    left = await spectator.backends_after(settling(kept_in_pool(first.engine)))
     second = await asyncio.to_thread(serve_on_a_new_loop, app)
     problem = first_problem(second.replies)
     one_engine = isinstance(first.engine, AsyncEngine) and first.engine is second.engine
