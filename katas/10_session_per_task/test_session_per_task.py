@@ -33,6 +33,8 @@ MSG = catalog(__file__)
 FILE = "dashboard.py"
 QUERIES = 3  # a dashboard's independent queries: title, comment count, tags
 QUIET = 1.5  # the count of waiting statements is final once it has not grown for this long
+# ... or once nothing but the lock can move it for this long (see stalled() below)
+STALLED = 0.2
 LOCKED_LIMIT = 5.0  # the spec lets go of its lock after this long whatever it saw
 
 
@@ -175,29 +177,58 @@ async def within(seconds: float, awaitable, what: str, rule: str):
 
 # --- the witness: statements waiting in PostgreSQL at the same moment ----------------------------
 
-WAITING = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND state = 'active'"
+# The statements of the learner's connections at this moment: waiting at the spec's lock, and
+# running otherwise (the locker is idle in its transaction; the counter is left out).
+ACTIVITY = text(
+    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+    "count(*) FILTER (WHERE wait_event_type IS DISTINCT FROM 'Lock') "
+    "FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND state = 'active'"
 )
+
+
+def loop_is_idle() -> bool:
+    """Nothing on this event loop is due: no callback ready and no timer set (a sleep, a connect
+    or pool timeout). asyncio keeps both in attributes of its loop; where a loop has other ones,
+    this says no, and the QUIET rule alone decides."""
+    loop = asyncio.get_running_loop()
+    ready, timers = getattr(loop, "_ready", None), getattr(loop, "_scheduled", None)
+    if ready is None or timers is None:
+        return False
+    return not ready and all(timer.cancelled() for timer in timers)
 
 
 async def count_waiting_statements(spectator, run) -> tuple[int, object]:
     """Run `run()` while the spec holds a lock on the blog's tables: every query of it waits in
-    PostgreSQL until the lock goes. Returns (most statements waiting at once, the outcome of run)."""
+    PostgreSQL until the lock goes. Returns (most statements waiting at once, the outcome of run).
+
+    The count is final when it reaches QUERIES, or when it has not grown for QUIET seconds, or
+    sooner when the run is stalled: every statement it sent waits at the lock, no other one runs,
+    and the event loop has nothing else due, for STALLED seconds in a row. Then only the lock can
+    move it (one session's statements queue behind the first one; a task not started yet waits
+    for the one before it), so waiting longer would count the same."""
     async with spectator.connect() as locker, spectator.connect() as counter:
         await counter.execution_options(isolation_level="AUTOCOMMIT")
         await locker.execute(text("LOCK TABLE posts, comments, tags, post_tags IN ACCESS EXCLUSIVE MODE"))
         task = asyncio.create_task(attempt(run))
         peak, last_growth, start = 0, None, time.monotonic()
+        stalled_since, stalled_polls = None, 0
         try:
             while not task.done():
-                waiting = (await counter.execute(WAITING)).scalar_one()
+                waiting, running = (await counter.execute(ACTIVITY)).one()
                 now = time.monotonic()
                 if waiting > peak:
                     peak, last_growth = waiting, now
+                if waiting and not running and loop_is_idle():
+                    stalled_since = stalled_since or now
+                    stalled_polls += 1
+                else:
+                    stalled_since, stalled_polls = None, 0
                 if (
                     peak >= QUERIES
                     or (last_growth is not None and now - last_growth > QUIET)
+                    # several polls as well as the time: each poll lets the loop run once more
+                    or (stalled_since is not None and stalled_polls >= 5 and now - stalled_since >= STALLED)
                     or now - start > LOCKED_LIMIT
                 ):
                     break
