@@ -37,6 +37,11 @@ MSG = catalog(__file__)
 FILE = "reports.py"
 FOREVER = 30.0  # seconds of pg_sleep a slow report asks for: only giving up ends it
 LONG_GUARD = 20.0  # the engine's statement_timeout where a spec wants the app's own timeout to act
+# Short, so a stub is caught fast; each paired with a spec that a value fixed in reports.py fails:
+# a budget must end the query by 5 x 0.05 = 0.25 s (TO1, TO2) and let a 0.3 s report of a 1.5 s
+# budget finish; a guard must stop it by 5 x 0.1 = 0.5 s and let a 0.5 s query of a 2.5 s guard run.
+BUDGET = 0.05  # the app's timeout where a spec wants the app to give up first
+GUARD = 0.1  # the engine's statement_timeout where a spec wants the database to stop the query
 GONE_WITHIN = 2.0  # a cancelled query leaves pg_stat_activity within milliseconds; allow this much
 
 
@@ -74,11 +79,16 @@ async def running_queries(spectator) -> list[int]:
 
 
 def overdue(spectator, budget: float):
-    """stuck() for bounded(): whether a report query has run in PostgreSQL for 5x `budget`."""
+    """stuck() for bounded(): 0 once a report query has run in PostgreSQL for 5x `budget`, else
+    how long to wait before it can have (a query's run time grows no faster than the clock)."""
+    limit = 5 * budget
 
-    async def stuck() -> bool:
+    async def stuck() -> float:
         async with spectator.connect() as conn:
-            return float((await conn.execute(RUNNING_FOR)).scalar()) >= 5 * budget
+            ran = float((await conn.execute(RUNNING_FOR)).scalar())
+        if ran >= limit:
+            return 0.0
+        return limit - ran if ran else POLL  # no report query yet: look again soon
 
     return stuck
 
@@ -168,17 +178,21 @@ def client_for(app) -> httpx.AsyncClient:
 async def bounded(awaitable, within: float, stuck=None) -> tuple[asyncio.Task, bool]:
     """Run `awaitable` for at most `within` seconds: (its task, whether it finished in time).
 
-    stuck: an async check, every POLL seconds, that waiting longer cannot help (see overdue()).
-    Not wait_for: an app that lets a TimeoutError escape must not look like our own deadline.
-    A task still running at the deadline is cancelled and awaited.
+    stuck: an async check that waiting longer cannot help: 0 when it cannot, else how long to
+    wait before asking again (see overdue()). Not wait_for: an app that lets a TimeoutError
+    escape must not look like our own deadline. A task still running at the deadline is
+    cancelled and awaited.
     """
     task = asyncio.ensure_future(awaitable)
     loop = asyncio.get_running_loop()
     stop = loop.time() + within
+    pause = POLL if stuck else within
     while not task.done() and loop.time() < stop:
-        await asyncio.wait({task}, timeout=max(0.0, min(stop - loop.time(), POLL if stuck else within)))
-        if not task.done() and stuck is not None and await stuck():
-            break
+        await asyncio.wait({task}, timeout=max(0.0, min(stop - loop.time(), pause)))
+        if not task.done() and stuck is not None:
+            pause = await stuck()
+            if pause <= 0:
+                break
     if not task.done():
         task.cancel()
         await asyncio.wait({task})
@@ -208,7 +222,7 @@ def escaped(outcome) -> str:
 
 
 @pytest.mark.rule("TO1")
-@pytest.mark.parametrize("timeout", [0.2])
+@pytest.mark.parametrize("timeout", [BUDGET])
 async def test_a_slow_report_answers_504_once_its_time_is_up(kata, engines, spectator, timeout):
     """A report slower than the budget answers 504 Gateway Timeout, not long after the budget."""
     engine = engines(LONG_GUARD)
@@ -222,7 +236,7 @@ async def test_a_slow_report_answers_504_once_its_time_is_up(kata, engines, spec
 
 
 @pytest.mark.rule("TO1")
-@pytest.mark.parametrize(("timeout", "seconds"), [(5.0, 1.0), (1.0, 0.05)])
+@pytest.mark.parametrize(("timeout", "seconds"), [(1.5, 0.3), (1.0, 0.05)])
 async def test_a_report_within_its_budget_still_answers_200(kata, engines, timeout, seconds):
     """A report that takes a fifth of the budget or less is not cut short: 200 and its id."""
     app = kata.create_app(engines(LONG_GUARD), timeout)
@@ -238,7 +252,7 @@ async def test_a_report_within_its_budget_still_answers_200(kata, engines, timeo
 @pytest.mark.rule("TO1")
 async def test_a_report_the_database_stopped_answers_504_too(kata, engines, spectator):
     """When the engine's statement timeout stops the query first, the client still gets 504."""
-    guard, budget = 0.3, 4.0
+    guard, budget = GUARD, 4.0
     engine = engines(guard)
     wait = deadline(guard)  # well before the app's own budget runs out
     await fail_without_guard(engine, guard, wait, "TO1")
@@ -258,7 +272,7 @@ async def test_a_report_the_database_stopped_answers_504_too(kata, engines, spec
 @pytest.mark.rule("TO2")
 @pytest.mark.parametrize(
     ("guard", "timeout"),
-    [(LONG_GUARD, 0.2), (0.3, 4.0)],
+    [(LONG_GUARD, BUDGET), (GUARD, 4.0)],
     ids=["the-app-gives-up", "the-database-stops-it"],
 )
 async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
@@ -293,7 +307,7 @@ async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
 @pytest.mark.rule("TO2")
 async def test_the_database_stops_a_runaway_query_by_itself(kata, engines, spectator):
     """With nobody to cancel it, a query longer than statement_timeout is stopped by PostgreSQL."""
-    guard = 0.3
+    guard = GUARD
     engine = engines(guard)
     wait = deadline(guard)
     await fail_without_guard(engine, guard, wait, "TO2")
@@ -315,7 +329,7 @@ async def test_the_database_stops_a_runaway_query_by_itself(kata, engines, spect
 
 
 @pytest.mark.rule("TO2")
-@pytest.mark.parametrize("guard", [2.0, 5.0])
+@pytest.mark.parametrize("guard", [1.0, 2.5])
 async def test_the_guard_lets_a_query_of_a_fifth_of_it_finish(kata, engines, guard):
     """statement_timeout=S stops statements after S seconds, not sooner: a query of S / 5 runs."""
     engine = engines(guard)
