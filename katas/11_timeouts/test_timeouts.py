@@ -9,7 +9,7 @@ A spec stops waiting early only on a fact that shows waiting cannot help: the en
 have no server-side guard at all, or the report query has already run in PostgreSQL for 5x the
 budget (the budget started before the query did, so that is a 5x margin too).
 The TO3 spec serves your app with a real uvicorn on 127.0.0.1 and closes a raw socket mid-request:
-then it watches that query's backend in pg_stat_activity and your pool (3 s allowed; about 0.1 s
+then it watches that query's backend in pg_stat_activity and your pool (1 s allowed; under 0.1 s
 when the endpoint cancels its query, 20 s or more when nothing does).
 """
 
@@ -343,7 +343,11 @@ async def test_the_guard_lets_a_query_of_a_fifth_of_it_finish(kata, engines, gua
 
 # --- TO3: a client that goes away takes its query with it ----------------------------------------
 
-LEFT_WITHIN = 3.0  # the query of a client that left is gone within ~0.1 s measured; the budget is 20 s
+# The query of a client that left is gone and its connection back 0.01 s after the close with a task
+# waiting on receive(), 0.07 s with a 50 ms poll of is_disconnected() (measured, with two other runs at
+# once); 1 s leaves 5x for a poll every 0.2 s. The budget and the guard are 20 s, so only cancelling on
+# the disconnect is in time.
+LEFT_WITHIN = 1.0
 STARTS_WITHIN = 10.0  # a served report's query shows in pg_stat_activity within ~0.1 s measured
 
 
@@ -402,7 +406,7 @@ async def backend_state(spectator, pid: int) -> str:
 @pytest.mark.timeout(40)
 async def test_a_client_that_disconnects_takes_its_query_with_it(kata, engines, spectator):
     """uvicorn on 127.0.0.1; a raw-socket client asks for a 30 s report and closes its socket once
-    the query runs: the query stops and the connection is back in the pool within 3 s (the
+    the query runs: the query stops and the connection is back in the pool within 1 s (the
     request's budget and the database's guard are 20 s each, so only the disconnect can do it)."""
     engine = engines(LONG_GUARD)
     app = kata.create_app(engine, LONG_GUARD)
