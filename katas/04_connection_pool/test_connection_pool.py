@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
 import time
 import warnings
@@ -19,6 +20,7 @@ import anyio.to_thread
 import psycopg2
 import pytest
 import sqlalchemy.exc
+import sqlalchemy.util.queue
 from sqlalchemy import event
 
 from kata_tools.i18n import catalog
@@ -100,14 +102,27 @@ def backend_alive(db, pid: int) -> bool:
         conn.close()
 
 
-def connections_once_settled(db, expected: int) -> int:
-    """Server connections to the spec's database, once closed ones have had up to 1 s to leave."""
+def connections_once_settled(db, expected: int, pool) -> int:
+    """Server connections to the spec's database, once closed ones have had up to 1 s to leave.
+
+    Settled early when the count is `expected`, or when it is what `pool` still holds open: then
+    no closed connection is left to leave, and a wrong count (a pool that kept 5 where 2 were
+    asked for, or kept none) will not change by waiting.
+    """
     deadline = time.monotonic() + 1
     while True:
         n = db.open_connections()
-        if n == expected or time.monotonic() > deadline:
+        if n in (expected, held_open(pool)) or time.monotonic() > deadline:
             return n
         time.sleep(0.02)
+
+
+def held_open(pool) -> int | None:
+    """Connections the pool holds open, idle or lent; None for a pool that cannot say."""
+    try:
+        return pool.checkedin() + pool.checkedout()
+    except Exception:  # a pool of the learner's own making: fall back to waiting
+        return None
 
 
 class PoolWatch:
@@ -135,11 +150,12 @@ class PoolWatch:
             self.connects += 1
 
 
-def peak_of(count, expected: int, busy) -> int:
+def peak_of(count, expected: int, busy, settled=None) -> int:
     """Poll count() while busy() and return the highest value seen.
 
-    Stops once the count went past `expected`, stayed at `expected` for 0.25 s, stayed below it
-    for 1.5 s without changing, when the workers are all done, or after 6 s.
+    Stops once the count went past `expected`, stayed at `expected` for 0.25 s (at once when
+    settled() says no worker is left that could add to it), stayed below it for 1.5 s without
+    changing, when the workers are all done, or after 6 s.
     """
     peak, last, since = 0, None, time.monotonic()
     deadline = since + 6
@@ -147,7 +163,7 @@ def peak_of(count, expected: int, busy) -> int:
         n = count()
         peak = max(peak, n)
         now = time.monotonic()
-        if n > expected:
+        if n > expected or (n == expected and settled is not None and settled()):
             break
         if n != last:
             last, since = n, now
@@ -155,6 +171,38 @@ def peak_of(count, expected: int, busy) -> int:
             break
         time.sleep(0.01)
     return peak
+
+
+def blocked_in_the_pool(threads) -> int:
+    """How many of `threads` wait, blocked, for a connection in SQLAlchemy's pool queue.
+
+    Read from each thread's stack: a Condition.wait called from the pool queue's get(). A thread
+    there cannot reach the database before a connection comes back, whatever the code around
+    it looks like; a get() that does not block (the pool may still open one) is not counted.
+    """
+    frames = sys._current_frames()
+    blocked = 0
+    for t in threads:
+        frame, waiting = frames.get(t.ident), False
+        while frame is not None:
+            code = frame.f_code
+            if code.co_filename == threading.__file__ and code.co_name == "wait":
+                waiting = True
+            elif waiting and code.co_filename == sqlalchemy.util.queue.__file__ and code.co_name == "get":
+                blocked += 1
+                break
+            frame = frame.f_back
+    return blocked
+
+
+def coroutines_blocked_in_the_pool(engine) -> int | None:
+    """How many coroutines wait for a connection in an async engine's pool queue, read from the
+    asyncio.Queue inside it (its waiting getters); None when the pool has no such queue."""
+    queue = vars(getattr(engine.pool, "_pool", None) or object).get("_queue")  # made on first use
+    try:
+        return sum(not getter.done() for getter in list(queue._getters))
+    except Exception:  # not the queue this spec knows: settle by waiting instead
+        return None
 
 
 def in_threads(n: int, fn):
@@ -238,14 +286,16 @@ def burst_through_the_pool(kata, db, options: dict, requests: int, size: int, ov
     try:
         threads, _, errors = in_threads(requests, lambda: kata.run_query(engine, WAIT_SQL))
         running = lambda: any(t.is_alive() for t in threads)  # noqa: E731
-        seen["peak_waiting"] = peak_of(gate.waiting, size + overflow, busy=running)
+        # Settled when every thread the pool did not lend to is blocked in its queue.
+        settled = lambda: blocked_in_the_pool(threads) == requests - size - overflow  # noqa: E731
+        seen["peak_waiting"] = peak_of(gate.waiting, size + overflow, busy=running, settled=settled)
         seen["peak_checked_out"] = watch.peak
         gate.open()
         seen["stuck"] = still_running(threads, timeout=3)
         seen["errors"] = errors
         gate.close()
         seen["idle_in_pool"] = engine.pool.checkedin()
-        seen["server_connections"] = connections_once_settled(db, size)
+        seen["server_connections"] = connections_once_settled(db, size, engine.pool)
     finally:
         gate.close()
         engine.dispose()
@@ -353,8 +403,8 @@ def test_make_engine_without_options_keeps_sqlalchemys_defaults(kata):
 
 # Two sets of options, so values that only happen to match one set fail the other.
 CUSTOM = {
-    "2-plus-3": {"pool_size": 2, "max_overflow": 3, "pool_timeout": 0.4},
-    "3-plus-1": {"pool_size": 3, "max_overflow": 1, "pool_timeout": 0.25},
+    "2-plus-3": {"pool_size": 2, "max_overflow": 3, "pool_timeout": 0.2},
+    "3-plus-1": {"pool_size": 3, "max_overflow": 1, "pool_timeout": 0.15},
 }
 
 
@@ -376,7 +426,7 @@ def what_the_pool_did(engine, db, options: dict) -> dict:
         for connection in held:
             connection.close()
     seen["idle"] = engine.pool.checkedin()
-    seen["server"] = connections_once_settled(db, options["pool_size"])
+    seen["server"] = connections_once_settled(db, options["pool_size"], engine.pool)
     return seen
 
 
@@ -421,7 +471,7 @@ async def test_make_async_engine_takes_the_same_options_and_defaults(kata, db):
         fail("cp2-defaults", maker="make_async_engine",
              differences=differences(got_default, DEFAULTS))
 
-    options = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 0.3}
+    options = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 0.15}
     engine = async_engine(kata, db.async_url, **options)
     held, seen = [], {"lent": 0, "extra": "lent", "waited": 0.0}
     try:
@@ -436,7 +486,7 @@ async def test_make_async_engine_takes_the_same_options_and_defaults(kata, db):
         for connection in held:
             await connection.close()
         seen["idle"] = engine.pool.checkedin()
-        seen["server"] = await asyncio.to_thread(connections_once_settled, db, 2)
+        seen["server"] = await asyncio.to_thread(connections_once_settled, db, 2, engine.pool)
     finally:
         for connection in held:
             await connection.close()
@@ -484,13 +534,15 @@ def test_after_a_burst_the_pool_keeps_pool_size_connections(kata, db, burst):
 
 # --- CP5: past the limit, wait pool_timeout, then sqlalchemy.exc.TimeoutError ------------------
 
+BUSY_TIMEOUT = 0.15  # pool_timeout where a spec holds the only connection: a checkout gives up after it
+
 
 @pytest.mark.rule("CP5")
 def test_a_request_past_the_limit_waits_pool_timeout_then_raises_sqlalchemys_timeout_error(
     kata, db
 ):
     """All connections out: a checkout waits pool_timeout, then raises sqlalchemy's TimeoutError."""
-    engine = sync_engine(kata, db.sync_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    engine = sync_engine(kata, db.sync_url, pool_size=1, max_overflow=0, pool_timeout=BUSY_TIMEOUT)
     try:
         with engine.connect():  # the spec holds the pool's only connection
             start = time.perf_counter()
@@ -503,11 +555,11 @@ def test_a_request_past_the_limit_waits_pool_timeout_then_raises_sqlalchemys_tim
 
     raise_todo(errors)
     if stuck:
-        fail("cp5-sync-hangs", waited=waited)
+        fail("cp5-sync-hangs", waited=waited, timeout=BUSY_TIMEOUT)
     if not errors:
         fail("cp5-sync-returned", waited=waited)
     if not isinstance(errors[0], sqlalchemy.exc.TimeoutError):
-        fail("cp5-sync-raised", error=describe(errors[0]))
+        fail("cp5-sync-raised", error=describe(errors[0]), timeout=BUSY_TIMEOUT)
 
 
 async def answer_of(task, seconds: float):
@@ -531,7 +583,7 @@ async def answer(kata, engine, sql: str, seconds: float):
 @pytest.mark.asyncio
 async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(kata, db):
     """503 when no connection came back within pool_timeout; 200 when one came back in time."""
-    engine = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    engine = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=BUSY_TIMEOUT)
     patient = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=5)
     n = random.randint(10, 99)
     try:
@@ -539,7 +591,7 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
             busy, error, done = await answer(kata, engine, "SELECT 1", 3)
         raise_todo([error])
         if not done:
-            fail("cp5-async-hangs")
+            fail("cp5-async-hangs", waited=3, timeout=BUSY_TIMEOUT)
         if error is not None:
             fail("cp5-wrong-except", error=f"{type(error).__module__}.{type(error).__name__}")
         if not (isinstance(busy, tuple) and busy[:1] == (503,)):
@@ -565,27 +617,28 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
 @pytest.mark.asyncio
 async def test_run_query_or_503_answers_200_for_a_slow_query_on_a_free_connection(kata, db):
     """pool_timeout bounds the wait for a connection, not the query: a slow query is not busy."""
-    engine = async_engine(kata, db.async_url, pool_size=2, max_overflow=0, pool_timeout=0.1)
+    timeout, query = 0.05, 0.25  # a query of 5 x pool_timeout
+    engine = async_engine(kata, db.async_url, pool_size=2, max_overflow=0, pool_timeout=timeout)
     n = random.randint(10, 99)
     try:
-        # 0.5 s of query (5 x pool_timeout) on a connection that was free all along.
-        slow, error, done = await answer(kata, engine, f"SELECT {n} FROM pg_sleep(0.5)", 6)
+        # On a connection that was free all along: nothing waits for the pool.
+        slow, error, done = await answer(kata, engine, f"SELECT {n} FROM pg_sleep({query})", 6)
     finally:
         await engine.dispose()
     raise_todo([error])
     if error is not None:
-        fail("cp5-slow-error", error=describe(error))
+        fail("cp5-slow-error", error=describe(error), query=query, timeout=timeout)
     if not done:
-        fail("cp5-async-hangs")
+        fail("cp5-async-hangs", waited=6, timeout=timeout)
     if slow != (200, n):
-        fail("cp5-slow-is-not-busy", got=repr(slow), n=n)
+        fail("cp5-slow-is-not-busy", got=repr(slow), n=n, query=query, timeout=timeout)
 
 
 @pytest.mark.rule("CP5")
 @pytest.mark.asyncio
 async def test_run_query_or_503_lets_every_other_error_propagate(kata, db):
     """(200, value) and the connection back; a broken query raises, it is not a busy database."""
-    engine = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    engine = async_engine(kata, db.async_url, pool_size=1, max_overflow=0, pool_timeout=BUSY_TIMEOUT)
     a, b = random.randint(10, 99), random.randint(100, 999)
     failing = None
     try:
@@ -623,7 +676,7 @@ async def test_the_pool_starts_empty_and_fills_only_when_connections_are_needed(
         await aengine.dispose()
         await asyncio.to_thread(kata.warm_up, engine)
         idle, out = engine.pool.checkedin(), engine.pool.checkedout()
-        after = await asyncio.to_thread(connections_once_settled, db, size)
+        after = await asyncio.to_thread(connections_once_settled, db, size, engine.pool)
     finally:
         engine.dispose()
         await aengine.dispose()
@@ -676,7 +729,9 @@ async def coroutines_at_the_gate(kata, db, n: int, options: dict, limit: int) ->
         queries = asyncio.gather(
             *(kata.run_query_async(engine, WAIT_SQL) for _ in range(n)), return_exceptions=True
         )
-        peak = await asyncio.to_thread(peak_of, gate.waiting, limit, lambda: not queries.done())
+        # Settled when every coroutine the pool did not lend to waits in its queue.
+        settled = lambda: coroutines_blocked_in_the_pool(engine) == n - limit  # noqa: E731
+        peak = await asyncio.to_thread(peak_of, gate.waiting, limit, lambda: not queries.done(), settled)
         await asyncio.to_thread(gate.open)
         done, _ = await asyncio.wait({queries}, timeout=6)
         if not done:
@@ -719,13 +774,16 @@ async def test_sixty_def_requests_run_forty_queries_at_once_when_the_pool_has_fi
     engine = sync_engine(kata, db.sync_url, pool_size=20, max_overflow=30)
     watch = PoolWatch(engine)
     gate = await asyncio.to_thread(Gate, db)
-    threads = anyio.to_thread.current_default_thread_limiter().total_tokens  # 40, as FastAPI's
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    threads = limiter.total_tokens  # 40, as FastAPI's
     try:
         requests = asyncio.gather(
             *(anyio.to_thread.run_sync(kata.run_query, engine, WAIT_SQL) for _ in range(60)),
             return_exceptions=True,
         )
-        peak = await asyncio.to_thread(peak_of, gate.waiting, threads, lambda: not requests.done())
+        # Settled when every request without a thread waits for one.
+        settled = lambda: limiter.statistics().tasks_waiting == 60 - threads  # noqa: E731
+        peak = await asyncio.to_thread(peak_of, gate.waiting, threads, lambda: not requests.done(), settled)
         await asyncio.to_thread(gate.open)
         done, _ = await asyncio.wait({requests}, timeout=6)
         errors = [r for r in requests.result() if isinstance(r, BaseException)] if done else []
