@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import threading
 import time
 import warnings
@@ -20,10 +19,14 @@ import anyio.to_thread
 import psycopg2
 import pytest
 import sqlalchemy.exc
-import sqlalchemy.util.queue
 from sqlalchemy import event
 
 from kata_tools.i18n import catalog
+from kata_tools.waiting import (
+    coroutines_blocked_in_the_pool,
+    requests_waiting_for_a_thread,
+    threads_blocked_in_a_pool,
+)
 
 MSG = catalog(__file__)
 
@@ -173,38 +176,6 @@ def peak_of(count, expected: int, busy, settled=None) -> int:
     return peak
 
 
-def blocked_in_the_pool(threads) -> int:
-    """How many of `threads` wait, blocked, for a connection in SQLAlchemy's pool queue.
-
-    Read from each thread's stack: a Condition.wait called from the pool queue's get(). A thread
-    there cannot reach the database before a connection comes back, whatever the code around
-    it looks like; a get() that does not block (the pool may still open one) is not counted.
-    """
-    frames = sys._current_frames()
-    blocked = 0
-    for t in threads:
-        frame, waiting = frames.get(t.ident), False
-        while frame is not None:
-            code = frame.f_code
-            if code.co_filename == threading.__file__ and code.co_name == "wait":
-                waiting = True
-            elif waiting and code.co_filename == sqlalchemy.util.queue.__file__ and code.co_name == "get":
-                blocked += 1
-                break
-            frame = frame.f_back
-    return blocked
-
-
-def coroutines_blocked_in_the_pool(engine) -> int | None:
-    """How many coroutines wait for a connection in an async engine's pool queue, read from the
-    asyncio.Queue inside it (its waiting getters); None when the pool has no such queue."""
-    queue = vars(getattr(engine.pool, "_pool", None) or object).get("_queue")  # made on first use
-    try:
-        return sum(not getter.done() for getter in list(queue._getters))
-    except Exception:  # not the queue this spec knows: settle by waiting instead
-        return None
-
-
 def in_threads(n: int, fn):
     """Start n daemon threads each calling fn(); return (threads, results, errors)."""
     results, errors = [], []
@@ -287,7 +258,7 @@ def burst_through_the_pool(kata, db, options: dict, requests: int, size: int, ov
         threads, _, errors = in_threads(requests, lambda: kata.run_query(engine, WAIT_SQL))
         running = lambda: any(t.is_alive() for t in threads)  # noqa: E731
         # Settled when every thread the pool did not lend to is blocked in its queue.
-        settled = lambda: blocked_in_the_pool(threads) == requests - size - overflow  # noqa: E731
+        settled = lambda: threads_blocked_in_a_pool(threads) == requests - size - overflow  # noqa: E731
         seen["peak_waiting"] = peak_of(gate.waiting, size + overflow, busy=running, settled=settled)
         seen["peak_checked_out"] = watch.peak
         gate.open()
@@ -782,7 +753,7 @@ async def test_sixty_def_requests_run_forty_queries_at_once_when_the_pool_has_fi
             return_exceptions=True,
         )
         # Settled when every request without a thread waits for one.
-        settled = lambda: limiter.statistics().tasks_waiting == 60 - threads  # noqa: E731
+        settled = lambda: requests_waiting_for_a_thread(limiter) == 60 - threads  # noqa: E731
         peak = await asyncio.to_thread(peak_of, gate.waiting, threads, lambda: not requests.done(), settled)
         await asyncio.to_thread(gate.open)
         done, _ = await asyncio.wait({requests}, timeout=6)

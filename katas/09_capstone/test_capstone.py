@@ -29,6 +29,11 @@ from sqlalchemy.pool import QueuePool
 
 from kata_tools.i18n import catalog
 from kata_tools.probes import loop_running_here
+from kata_tools.waiting import (
+    coroutines_blocked_in_the_pool,
+    requests_waiting_for_a_thread,
+    threads_blocked_in_a_pool,
+)
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
@@ -120,15 +125,17 @@ class EngineProbe:
 
 class Witness(threading.Thread):
     """Counts this database's running pg_sleep queries from a connection of its own; once the
-    count is final (all CLIENTS, or no growth for QUIET s), cancels each one it sees."""
+    count is final (all CLIENTS; every other request blocked(), see burst(); or no growth for
+    QUIET s), cancels each one it sees."""
 
     COUNT = (
         "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
         "AND state = 'active' AND query ILIKE '%%pg_sleep%%'"
     )
 
-    def __init__(self, db, target: int):
+    def __init__(self, db, target: int, blocked=lambda: 0):
         super().__init__(name="kata witness", daemon=True)
+        self.blocked = blocked
         self.conn = psycopg2.connect(db.plain_url)
         self.conn.autocommit = True
         self.database, self.target = db.name, target
@@ -148,6 +155,7 @@ class Witness(threading.Thread):
                     self.peak, last_growth = len(pids), now
                 if not self.counted.is_set() and (
                     self.peak >= self.target
+                    or (pids and len(pids) + self.blocked() >= self.target)
                     or (last_growth is not None and now - last_growth > QUIET)
                     or now > deadline
                 ):
@@ -210,8 +218,18 @@ async def burst(app, client, db, ids, seconds: float = HOLD, witnessed: bool = T
     """
     engine = getattr(app.state, "engine", None)
     probe = EngineProbe(engine)
-    witness = Witness(db, target=len(ids)) if witnessed else None
     limiter = anyio.to_thread.current_default_thread_limiter()
+    seen_waiting = [0]
+
+    def blocked() -> int:
+        """Requests that cannot reach the database before something comes back: waiting for
+        a connection (a thread or a coroutine) or for a worker thread."""
+        coroutines = coroutines_blocked_in_the_pool(engine) if engine is not None else None
+        for_a_thread = requests_waiting_for_a_thread(limiter)
+        seen_waiting[0] = max(seen_waiting[0], for_a_thread)  # the count may end before watch_limiter looks
+        return threads_blocked_in_a_pool() + (coroutines or 0) + for_a_thread
+
+    witness = Witness(db, target=len(ids), blocked=blocked) if witnessed else None
     waited = [0]
 
     async def watch_limiter():
@@ -236,7 +254,7 @@ async def burst(app, client, db, ids, seconds: float = HOLD, witnessed: bool = T
     return Burst(
         witness.peak if witness else 0,
         probe.peak,
-        waited[0],
+        max(waited[0], seen_waiting[0]),
         limiter.total_tokens,
         len(probe.on_loop),
         len(probe.threads),
@@ -332,11 +350,18 @@ async def hold_checkouts(engine, n: int) -> int:
         holders = [threading.Thread(target=hold_sync, daemon=True) for _ in range(n)]
         for t in holders:
             t.start()
+    def blocked() -> int:  # holders waiting for a connection: they cannot add to the count
+        if is_async:
+            return coroutines_blocked_in_the_pool(engine) or 0
+        return threads_blocked_in_a_pool(holders)
+
     # A cold pool opens its connections now: wait for the first one as long as it takes (up to
-    # the deadline), then until the count has not grown for HOLD_QUIET.
+    # the deadline), then until every other holder waits in the pool, or the count has not grown
+    # for HOLD_QUIET.
     peak, last_growth, deadline = 0, None, time.monotonic() + BURST_LIMIT - 2
     while (
         peak < n
+        and not (peak and peak + blocked() >= n)
         and (last_growth is None or time.monotonic() - last_growth < HOLD_QUIET)
         and time.monotonic() < deadline
     ):
