@@ -46,10 +46,10 @@ def coroutines_blocked_in_the_pool(engine) -> int | None:
     kind, or one that has never had to make a coroutine wait)."""
     pool = getattr(getattr(engine, "sync_engine", engine), "pool", None)
     queue = getattr(getattr(pool, "_pool", None), "__dict__", {}).get("_queue")  # made on first use
-    try:
-        return sum(not getter.done() for getter in list(queue._getters))
-    except Exception:  # not the queue this knows: the caller waits instead
+    getters = getattr(queue, "_getters", None)
+    if getters is None:  # not the queue this knows: the caller waits instead
         return None
+    return sum(not getter.done() for getter in list(getters))
 
 
 def requests_waiting_for_a_thread(limiter) -> int:
