@@ -14,65 +14,34 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from kata_tools.deployment import Deployment, WorkerCrashed, WorkersTooSlow
 from kata_tools.i18n import catalog
 
 MSG = catalog(__file__)
 FILE = "sizing.py"
 EXTRA = 2  # each worker asks for its fair share of the budget and this many more
-WAIT_FOR_A_SLOT = 0.25  # pool_timeout of a worker: a request beyond its pool gives up after this
+WAIT_FOR_A_SLOT = 0.05  # pool_timeout of a worker: a request beyond its pool gives up after this
+# (nothing comes back while the spec counts, so a longer wait would only delay the report)
 START_LIMIT = 60  # seconds a worker may take to start and take its connections, under heavy load
-
-# One worker process: an engine with the learner's pool settings, `demand` threads that each take
-# a connection and keep it; it reports what it got, then holds everything until stdin closes.
-WORKER = r"""
-import json, sys, threading
-from sqlalchemy import create_engine, exc, text
-
-url, settings, demand, wait = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-engine = create_engine(url, **{**settings, "pool_timeout": wait})
-held, errors, timeouts, lock = [], [], [0], threading.Lock()
-
-def take():
-    try:
-        conn = engine.connect()
-        conn.execute(text("SELECT 1"))
-    except exc.TimeoutError:
-        with lock:
-            timeouts[0] += 1
-    except Exception as e:
-        with lock:
-            message = str(e).strip()
-            message = message.split("FATAL:")[-1].strip() if "FATAL:" in message else message
-            errors.append(type(e).__name__ + ": " + message.splitlines()[0][:160])
-    else:
-        with lock:
-            held.append(conn)
-
-threads = [threading.Thread(target=take) for _ in range(demand)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print(json.dumps({"got": len(held), "errors": errors, "timeouts": timeouts[0]}), flush=True)
-sys.stdin.read()  # hold every connection until the spec has counted
-for conn in held:
-    conn.close()
-engine.dispose()
-"""
 
 
 @pytest.fixture
 def kata(kata_module):
     return kata_module(FILE)
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """Starts the session's worker processes (kata_tools.deployment: forked from one parent that
+    has imported SQLAlchemy, so a worker starts in milliseconds instead of 0.25 s)."""
+    zygote = Deployment()
+    yield zygote
+    zygote.close()
 
 
 def _connections_of_workers(conn, name: str) -> int:
@@ -82,48 +51,25 @@ def _connections_of_workers(conn, name: str) -> int:
     ).scalar_one()
 
 
-def run_workers(seeded_db, settings: dict, workers: int, demand: int, spectator) -> dict:
+def run_workers(deployment, seeded_db, settings: dict, workers: int, demand: int, spectator) -> dict:
     """Start `workers` processes, each asking its pool (the learner's settings) for `demand`
     connections at once. Returns what they got and the connections PostgreSQL saw them hold."""
     url = seeded_db.sync_url.render_as_string(hide_password=False)
-    procs = []
-    readers = ThreadPoolExecutor(workers)
     try:
-        for _ in range(workers):
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", WORKER, url, json.dumps(settings), str(demand), str(WAIT_FOR_A_SLOT)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        try:
-            lines = list(readers.map(lambda p: p.stdout.readline(), procs, timeout=START_LIMIT))
-        except FuturesTimeout:
-            pytest.fail(MSG("workers-slow", workers=workers, seconds=START_LIMIT), pytrace=False)
-        reports = []
-        for proc, line in zip(procs, lines):
-            if not line:
-                proc.kill()
-                problem = proc.stderr.read().strip().splitlines()[-1:] or [MSG("no-output")]
-                pytest.fail(MSG("worker-crashed", settings=settings, problem=problem[0][:200]), pytrace=False)
-            reports.append(json.loads(line))
+        reports = deployment.run(url, settings, workers, demand, WAIT_FOR_A_SLOT, timeout=START_LIMIT)
+    except WorkersTooSlow:
+        pytest.fail(MSG("workers-slow", workers=workers, seconds=START_LIMIT), pytrace=False)
+    except WorkerCrashed as e:
+        pytest.fail(MSG("worker-crashed", settings=settings, problem=str(e) or MSG("no-output")), pytrace=False)
+    try:
         held = _connections_of_workers(spectator, seeded_db.name)  # every worker is holding now
-        return {
-            "held": held,
-            "got": [r["got"] for r in reports],
-            "errors": [e for r in reports for e in r["errors"]],
-        }
     finally:
-        for proc in procs:
-            proc.kill()  # a killed worker's connections close with it
-        readers.shutdown(wait=True)  # their readline ends once the process is gone
-        for proc in procs:
-            proc.wait(timeout=30)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                stream.close()
+        deployment.release()  # a released worker's connections close with it
+    return {
+        "held": held,
+        "got": [r["got"] for r in reports],
+        "errors": [e for r in reports for e in r["errors"]],
+    }
 
 
 def checked_settings(settings, rule: str, call: str) -> dict:
@@ -191,7 +137,7 @@ REAL_RUNS = [
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers, budget, limit_from, reserve", REAL_RUNS)
 def test_every_worker_process_together_stays_within_the_budget(
-    kata, seeded_db, workers, budget, limit_from, reserve
+    kata, deployment, seeded_db, workers, budget, limit_from, reserve
 ):
     """W processes, each with the pool you sized, all asking for more than their share at once:
     PostgreSQL refuses none, they hold no more than max_connections - reserve together, and
@@ -212,7 +158,7 @@ def test_every_worker_process_together_stays_within_the_budget(
                 f"pool_settings({max_connections}, {reserve}, {workers})",
             )
             share = math.ceil(budget / workers)
-            seen = run_workers(seeded_db, settings, workers, share + EXTRA, spectator)
+            seen = run_workers(deployment, seeded_db, settings, workers, share + EXTRA, spectator)
     finally:
         spectator_engine.dispose()
 
