@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -133,27 +134,21 @@ def _spawn_worker(run: dict, earlier: list):
     proc = subprocess.Popen(
         [sys.executable, "-c", BOOT, __file__, "--worker", job],
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # its stderr is the zygote's (a file: see Deployment)
         text=True,
     )
     return proc, proc.stdout, proc.stdin
 
 
-def _report(stream, proc) -> dict:
+def _report(stream) -> dict:
     line = stream.readline()
-    if line:
-        return json.loads(line)
-    if isinstance(proc, subprocess.Popen):  # a fresh interpreter that died: its last words
-        problem = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:]
-        return {"crash": problem[0][:200] if problem else "no output"}
-    return {"crash": "no output"}
+    return json.loads(line) if line else {"crash": "no output"}  # killed before it could say
 
 
 def _wait(proc) -> None:
     if isinstance(proc, subprocess.Popen):
         proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
+        for stream in (proc.stdin, proc.stdout):
             if stream:
                 stream.close()
     else:
@@ -172,7 +167,7 @@ def zygote() -> None:
         workers: list = []
         for _ in range(run["workers"]):
             workers.append(start(run, workers))
-        reports = [_report(stream, proc) for proc, stream, _ in workers]
+        reports = [_report(stream) for _, stream, _ in workers]
         print(json.dumps({"reports": reports}), flush=True)
         sys.stdin.readline()  # {"release": true}, or EOF
         for *_, release in workers:
@@ -188,11 +183,14 @@ class Deployment:
     spec does other work; `run()` then `release()` per run; `close()` at the end."""
 
     def __init__(self):
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - as long as the zygote lives
         self.proc = subprocess.Popen(
             [sys.executable, "-c", BOOT, __file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: nobody reads it between runs, and a full pipe would stop every
+            # worker that warns. Read only for a zygote's last words.
+            stderr=self.errors,
             text=True,
             start_new_session=True,  # its own process group: see close()
         )
@@ -211,9 +209,10 @@ class Deployment:
         if not line:  # the zygote ended: its last words
             try:
                 self.proc.wait(timeout=5)
-                problem = self.proc.stderr.read().strip().splitlines()[-1:]
             except subprocess.TimeoutExpired:
-                problem = []
+                pass
+            self.errors.seek(0)
+            problem = self.errors.read().strip().splitlines()[-1:]
             self.close()
             raise WorkerCrashed(problem[0][:200] if problem else "no output")
         return json.loads(line)
@@ -249,7 +248,7 @@ class Deployment:
             self.proc.kill()
         self.proc.wait()
         self.reader.shutdown(wait=False)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.errors):
             try:
                 stream.close()
             except OSError:
@@ -259,6 +258,9 @@ class Deployment:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         job = json.loads(sys.argv[2])
-        take_and_hold(job["url"], job["settings"], job["demand"], job["wait"], sys.stdout, sys.stdin)
+        try:
+            take_and_hold(job["url"], job["settings"], job["demand"], job["wait"], sys.stdout, sys.stdin)
+        except BaseException as e:  # as a forked worker says it
+            print(json.dumps({"crash": _one_line(e)}), flush=True)
     else:
         zygote()
