@@ -350,6 +350,7 @@ async def hold_checkouts(engine, n: int) -> int:
         holders = [threading.Thread(target=hold_sync, daemon=True) for _ in range(n)]
         for t in holders:
             t.start()
+
     def blocked() -> int:  # holders waiting for a connection: they cannot add to the count
         if is_async:
             return coroutines_blocked_in_the_pool(engine) or 0
