@@ -3,8 +3,9 @@
 Your app runs in this test's event loop with its lifespan around it (httpx.ASGITransport), on a
 fresh copy of the blog database. Sixty requests are sent at once, each asking for a long
 `pg_sleep`. A witness on its own connection counts, in pg_stat_activity, how many of those
-queries PostgreSQL runs at the same time; once the count stops growing it cancels them, so a
-burst ends in a moment whatever your server's limits. No stopwatch decides: the verdict is how
+queries PostgreSQL runs at the same time; once the count is final (every other request waits in
+the pool's queue or for a worker thread, or the count stops growing) it cancels them, so a burst
+ends in a moment whatever your server's limits. No stopwatch decides: the verdict is how
 many ran at once, how many connections the pool lent (and opened), how many requests waited for
 a thread. The probes are attached after the lifespan started, so an engine your lifespan creates
 on the serving loop is seen like one create_app made.
