@@ -146,11 +146,9 @@ def _report(stream) -> dict:
 
 
 def _wait(proc) -> None:
+    """Until the worker has exited (its streams are the zygote's to close)."""
     if isinstance(proc, subprocess.Popen):
         proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream:
-                stream.close()
     else:
         os.waitpid(proc, 0)
 

@@ -153,7 +153,7 @@ class PoolWatch:
             self.connects += 1
 
 
-def peak_of(count, expected: int, busy, settled=None) -> int:
+def peak_of(count, expected: int, busy, settled) -> int:
     """Poll count() while busy() and return the highest value seen.
 
     Stops once the count went past `expected`, stayed at `expected` for 0.25 s (at once when
@@ -166,7 +166,7 @@ def peak_of(count, expected: int, busy, settled=None) -> int:
         n = count()
         peak = max(peak, n)
         now = time.monotonic()
-        if n > expected or (n == expected and settled is not None and settled()):
+        if n > expected or (n == expected and settled()):
             break
         if n != last:
             last, since = n, now

@@ -134,7 +134,7 @@ class Witness(threading.Thread):
         "AND state = 'active' AND query ILIKE '%%pg_sleep%%'"
     )
 
-    def __init__(self, db, target: int, blocked=lambda: 0):
+    def __init__(self, db, target: int, blocked):
         super().__init__(name="kata witness", daemon=True)
         self.blocked = blocked
         self.conn = psycopg2.connect(db.plain_url)
