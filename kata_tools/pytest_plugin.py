@@ -40,7 +40,7 @@ import pytest
 from kata_tools import catalog, i18n, probes
 from kata_tools.loader import LearnerImportFailed, use_solutions
 from kata_tools.plugin import failures, timeouts
-from kata_tools.plugin.failures import render, teaching_message
+from kata_tools.plugin.failures import render, teach_without_traceback, teaching_message
 from kata_tools.plugin.saved_progress import save_progress
 from kata_tools.plugin.shared import (
     EXIT,
@@ -150,6 +150,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{item.nodeid}: unknown rule id(s) {', '.join(unknown)}; "
                 f"the rules are listed in katas/rules.toml"
             )
+        if config.option.tbstyle == "auto":
+            teach_without_traceback(item)
 
 
 # --- leftovers: what a spec's code left behind fails that spec ---------------------------------
