@@ -10,6 +10,7 @@ The failure messages live in messages.toml beside this file, in English and Kore
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import threading
 import time
@@ -372,32 +373,55 @@ def test_make_engine_without_options_keeps_sqlalchemys_defaults(kata):
         fail(key, maker="make_engine", differences=differences(got, DEFAULTS))
 
 
-# Two sets of options, so values that only happen to match one set fail the other. The pool's
-# wait never ends early and judge_pool wants 0.8x the timeout: a pool_timeout of 0.1 fixed in
-# pool.py waits 0.1 s where 0.3 wants 0.24 s, a margin of 140 ms for a busy machine's delays.
+# Two sets of options, so values that only happen to match one set fail the other.
 CUSTOM = {
     "2-plus-3": {"pool_size": 2, "max_overflow": 3, "pool_timeout": 0.3},
     "3-plus-1": {"pool_size": 3, "max_overflow": 1, "pool_timeout": 0.1},
 }
 
 
+def pool_wait(seen: dict, pool) -> None:
+    """How long the pool makes a checkout past its limit wait: its own pool_timeout setting.
+
+    A checkout seen blocked in the pool's queue proves the limit; how long it would stay there
+    is the pool's timeout(), read instead of waited out (that wait never ends early: it would
+    cost every run the whole pool_timeout). A pool that cannot say keeps the wait measured.
+    """
+    timeout = getattr(pool, "timeout", None)
+    if callable(timeout):
+        seen["waited"], seen["read"] = timeout(), True
+
+
 def what_the_pool_did(engine, db, options: dict) -> dict:
-    """Check out pool_size + max_overflow connections, then one more; then give them all back."""
+    """Check out pool_size + max_overflow connections, then one more in a thread: it must wait
+    in the pool's queue. Then give them all back."""
     limit = options["pool_size"] + options["max_overflow"]
-    held, seen = [], {"lent": 0, "extra": "lent", "waited": 0.0}
+    held, seen = [], {"lent": 0, "extra": "lent", "waited": None, "read": False}
+    threads, got, errors = [], [], []
     try:
         for _ in range(limit):
             held.append(engine.connect())
         seen["lent"] = len(held)
         start = time.perf_counter()
-        try:
-            held.append(engine.connect())
-        except sqlalchemy.exc.TimeoutError:
-            seen["extra"] = "TimeoutError"
-        seen["waited"] = time.perf_counter() - start
+        threads, got, errors = in_threads(1, engine.connect)
+        deadline = time.monotonic() + options["pool_timeout"] + 3
+        while threads[0].is_alive() and time.monotonic() < deadline:
+            if threads_blocked_in_a_pool(threads):  # waits for a connection: the limit holds
+                seen["extra"] = "waits"
+                break
+            time.sleep(0.005)
+        else:  # it ended before it was seen waiting: lent a connection, or gave up at once
+            if errors and not isinstance(errors[0], sqlalchemy.exc.TimeoutError):
+                raise errors[0]
+            seen["extra"] = "TimeoutError" if errors else "lent"
+            seen["waited"] = time.perf_counter() - start
     finally:
         for connection in held:
+            connection.close()  # the waiting checkout gets one of them
+        still_running(threads, timeout=3)
+        for connection in got:
             connection.close()
+    pool_wait(seen, engine.pool)
     seen["idle"] = engine.pool.checkedin()
     seen["server"] = connections_once_settled(db, options["pool_size"], engine.pool)
     return seen
@@ -407,11 +431,17 @@ def judge_pool(seen: dict, options: dict, maker: str) -> None:
     limit = options["pool_size"] + options["max_overflow"]
     shown = ", ".join(f"{k}={v}" for k, v in options.items())
     timeout = options["pool_timeout"]
-    if seen["extra"] != "TimeoutError":
+    if seen["extra"] == "lent":
         fail("cp2-no-limit", maker=maker, options=shown, limit=limit)
-    if not timeout * 0.8 <= seen["waited"] <= timeout + 3:
-        fail("cp2-wrong-wait", maker=maker, options=shown, limit=limit, waited=seen["waited"],
-             timeout=timeout)
+    waited = seen["waited"]
+    if not isinstance(waited, (int, float)):
+        right, waited = False, 0.0
+    elif seen["read"]:  # the pool's own setting: exact
+        right = math.isclose(waited, timeout)
+    else:  # measured: it may run late on a busy machine
+        right = timeout * 0.8 <= waited <= timeout + 3
+    if not right:
+        fail("cp2-wrong-wait", maker=maker, options=shown, limit=limit, waited=waited, timeout=timeout)
     if (seen["idle"], seen["server"]) != (options["pool_size"], options["pool_size"]):
         fail("cp2-kept", maker=maker, options=shown, idle=seen["idle"], server=seen["server"],
              size=options["pool_size"])
@@ -446,23 +476,37 @@ async def test_make_async_engine_takes_the_same_options_and_defaults(kata, db):
 
     options = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 0.15}
     engine = async_engine(kata, db.async_url, **options)
-    held, seen = [], {"lent": 0, "extra": "lent", "waited": 0.0}
+    held, seen = [], {"lent": 0, "extra": "lent", "waited": None, "read": False}
+    extra = None
     try:
         for _ in range(4):
             held.append(await engine.connect())
         start = time.perf_counter()
-        try:
-            held.append(await engine.connect())
-        except sqlalchemy.exc.TimeoutError:
-            seen["extra"] = "TimeoutError"
-        seen["waited"] = time.perf_counter() - start
+        extra = asyncio.ensure_future(engine.connect())  # an awaitable AsyncConnection, not a coroutine
+        deadline = time.monotonic() + options["pool_timeout"] + 3
+        while not extra.done() and time.monotonic() < deadline:
+            if coroutines_blocked_in_the_pool(engine):  # waits for a connection: the limit holds
+                seen["extra"] = "waits"
+                break
+            await asyncio.sleep(0.005)
+        else:
+            timed_out = extra.done() and isinstance(extra.exception(), sqlalchemy.exc.TimeoutError)
+            seen["extra"] = "TimeoutError" if timed_out else "lent"
+            seen["waited"] = time.perf_counter() - start
         for connection in held:
-            await connection.close()
+            await connection.close()  # the waiting checkout gets one of them
+        held = []
+        done, _ = await asyncio.wait({extra}, timeout=3)
+        if done and extra.exception() is None:
+            await extra.result().close()
+        pool_wait(seen, engine.pool)
         seen["idle"] = engine.pool.checkedin()
         seen["server"] = await asyncio.to_thread(connections_once_settled, db, 2, engine.pool)
     finally:
         for connection in held:
             await connection.close()
+        if extra is not None and not extra.done():
+            extra.cancel()
         await engine.dispose()
     judge_pool(seen, options, "make_async_engine")
 
@@ -507,7 +551,10 @@ def test_after_a_burst_the_pool_keeps_pool_size_connections(kata, db, burst):
 
 # --- CP5: past the limit, wait pool_timeout, then sqlalchemy.exc.TimeoutError ------------------
 
-BUSY_TIMEOUT = 0.15  # pool_timeout where a spec holds the only connection: a checkout gives up after it
+BUSY_TIMEOUT = 0.05  # pool_timeout where a spec holds the only connection: a checkout gives up after it
+# How long into a 5 s pool_timeout the held connection comes back: 2x BUSY_TIMEOUT, so a request
+# that gives up after a time of its own (that one, say) answers 503 before it is back.
+BACK_AFTER = 0.1
 
 
 @pytest.mark.rule("CP5")
@@ -570,10 +617,10 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
         if not (isinstance(busy, tuple) and busy[:1] == (503,)):
             fail("cp5-not-503", got=repr(busy))
 
-        # The connection comes back 0.3 s into a 5 s pool_timeout: the request gets it.
+        # The connection comes back BACK_AFTER s into a 5 s pool_timeout: the request gets it.
         held = await patient.connect()
         task = asyncio.create_task(kata.run_query_or_503(patient, f"SELECT {n}"))
-        await asyncio.sleep(0.3)
+        await asyncio.wait({task}, timeout=BACK_AFTER)  # one that answers before it is back ends this
         await held.close()
         late, error, done = await answer_of(task, 4)
     finally:
@@ -581,16 +628,16 @@ async def test_run_query_or_503_answers_503_only_while_no_connection_comes_free(
         await patient.dispose()
     if error is not None:
         raise_todo([error])
-        fail("cp5-late-error", error=describe(error))
+        fail("cp5-late-error", error=describe(error), back=BACK_AFTER)
     if late != (200, n):
-        fail("cp5-gave-up-early", got=repr(late), n=n)
+        fail("cp5-gave-up-early", got=repr(late), n=n, back=BACK_AFTER)
 
 
 @pytest.mark.rule("CP5")
 @pytest.mark.asyncio
 async def test_run_query_or_503_answers_200_for_a_slow_query_on_a_free_connection(kata, db):
     """pool_timeout bounds the wait for a connection, not the query: a slow query is not busy."""
-    timeout, query = 0.05, 0.25  # a query of 5 x pool_timeout
+    timeout, query = 0.02, 0.1  # a query of 5 x pool_timeout
     engine = async_engine(kata, db.async_url, pool_size=2, max_overflow=0, pool_timeout=timeout)
     n = random.randint(10, 99)
     try:
