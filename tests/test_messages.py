@@ -18,6 +18,7 @@ import pytest
 
 from conftest import run_specs, solution_copy_with
 from kata_tools import catalog, i18n
+from kata_tools.dev import check
 from kata_tools.plugin import failures
 
 pytestmark = pytest.mark.timeout(1800)
@@ -143,3 +144,35 @@ def test_a_failing_spec_shows_its_message_without_building_a_traceback_unless_tb
     assert failed and all(r["message"].count("\n") <= 3 for r in failed), run.output
     assert ("tracebacks built: 0" not in run.output) == built, run.output
     assert "tracebacks built:" in run.output, run.output
+
+
+TIMEOUTS = "katas/11_timeouts/test_timeouts.py::"
+SAME_PROBLEM = [  # kata 11's stub: (spec, the problem it meets)
+    ("test_a_slow_report_answers_504_once_its_time_is_up[0.05]", "no-answer"),
+    ("test_after_giving_up_the_connection_is_back_and_the_query_is_gone[the-app-gives-up]", "no-answer"),
+    ("test_a_report_the_database_stopped_answers_504_too", "guard-off"),
+    ("test_the_database_stops_a_runaway_query_by_itself", "guard-off"),
+]
+
+
+@pytest.mark.parametrize("order", ["as-written", "reversed"])
+def test_a_problem_two_specs_meet_is_told_once_in_either_order(tmp_path, inner_env, order):
+    # The 504 spec and TO2's app-gives-up spec send the same request, which the stub never gives
+    # up on; two guard specs meet the same engine without a guard. The first spec to meet each
+    # problem tells it; the other points to it in one line (and does not wait 5x the budget again).
+    kata = catalog.Kata("11_timeouts")
+    source = check.write_stubs([kata], tmp_path / "stubs")
+    specs = SAME_PROBLEM if order == "as-written" else SAME_PROBLEM[::-1]
+    run = run_specs(
+        [TIMEOUTS + name for name, _ in specs], tmp_path, "--kata-source", str(source), env=inner_env
+    )
+    first: dict[str, str] = {}
+    for name, problem in specs:
+        record = run.specs[TIMEOUTS + name]
+        assert record["outcome"] == "failed", run.output
+        if problem not in first:  # the full message: what the code did, what to change
+            first[problem] = name
+            assert "see its message above" not in record["message"], record["message"]
+        else:
+            assert first[problem] in record["message"], record["message"]
+            assert "see its message above" in record["message"], record["message"]

@@ -10,6 +10,8 @@ have no server-side guard at all, or the report query has already run in Postgre
 budget (the budget started before the query did, so that is a 5x margin too). The spec of a
 guard that must not stop a quick query reads the engine's settings first: PostgreSQL stops no
 statement before its statement_timeout, so a long enough one (or none) needs no query to show it.
+One problem, one message: the first spec to meet one (a request that never gives up, an engine
+without a guard) tells it, and another spec that meets it again points there in one line.
 The TO3 spec serves your app with a real uvicorn on 127.0.0.1 and closes a raw socket mid-request:
 then it watches that query's backend in pg_stat_activity and your pool (1 s allowed; under 0.1 s
 when the endpoint cancels its query, 20 s or more when nothing does).
@@ -124,11 +126,42 @@ async def server_guard(engine: AsyncEngine) -> tuple[str, str, bool | None]:
     return first, again, command_timeout
 
 
-async def fail_without_guard(engine: AsyncEngine, guard: float, wait: float, rule: str) -> None:
+SEEN = pytest.StashKey[dict]()
+
+
+class Seen:
+    """One problem, one message: what this run's specs already failed on, each with the spec whose
+    message told it. A spec that meets the same problem says so in one line, pointing there (and
+    where seeing it again takes a 5x wait, the 504 spec's request, it does not wait again)."""
+
+    def __init__(self, request: pytest.FixtureRequest):
+        self.store = request.config.stash.setdefault(SEEN, {})
+        self.name = request.node.name
+
+    def before(self, problem: str, of: float, **fields) -> None:
+        """Fail at once with the `<problem>-seen` message when a spec failed on it (of the same
+        budget or guard `of`) earlier in this run."""
+        spec = self.store.get((problem, of))
+        if spec is not None:
+            pytest.fail(MSG(f"{problem}-seen", spec=spec, **fields), pytrace=False)
+
+    def saw(self, problem: str, of: float) -> None:
+        self.store.setdefault((problem, of), self.name)
+
+
+@pytest.fixture
+def seen(request) -> Seen:
+    return Seen(request)
+
+
+async def fail_without_guard(engine: AsyncEngine, guard: float, wait: float, rule: str, seen: Seen) -> None:
     """Fail at once when nothing can stop a statement on the server side: waiting cannot help."""
     first, again, command_timeout = await server_guard(engine)
     if command_timeout is not False or again != "0":
         return
+    problem = "guard-off" if first == "0" else "guard-lost"
+    seen.before(problem, of=guard, guard=guard, rule=rule)
+    seen.saw(problem, of=guard)
     if first != "0":
         pytest.fail(MSG("guard-lost", guard=guard, first=first, setting=again, rule=rule), pytrace=False)
     pytest.fail(MSG("guard-off", guard=guard, setting=again, wait=wait, rule=rule), pytrace=False)
@@ -250,12 +283,15 @@ def escaped(outcome) -> str:
 
 @pytest.mark.rule("TO1")
 @pytest.mark.parametrize("timeout", [BUDGET])
-async def test_a_slow_report_answers_504_once_its_time_is_up(kata, engines, spectator, timeout):
+async def test_a_slow_report_answers_504_once_its_time_is_up(kata, engines, spectator, seen, timeout):
     """A report slower than the budget answers 504 Gateway Timeout, not long after the budget."""
+    seen.before("no-answer", of=timeout, timeout=timeout)
     engine = engines(LONG_GUARD)
     await server_guard(engine)  # warms the pool: the budget goes to the query
     app = kata.create_app(engine, timeout)
     outcome, in_time, waited = await get_report(app, 7, FOREVER, deadline(timeout), overdue(spectator, timeout))
+    if not in_time:
+        seen.saw("no-answer", of=timeout)
     assert in_time, MSG("no-answer", timeout=timeout, wait=waited, seconds=FOREVER)
     assert not outcome.error, escaped(outcome)
     reply = outcome.value
@@ -277,12 +313,12 @@ async def test_a_report_within_its_budget_still_answers_200(kata, engines, timeo
 
 
 @pytest.mark.rule("TO1")
-async def test_a_report_the_database_stopped_answers_504_too(kata, engines, spectator):
+async def test_a_report_the_database_stopped_answers_504_too(kata, engines, spectator, seen):
     """When the engine's statement timeout stops the query first, the client still gets 504."""
     guard, budget = GUARD, 4.0
     engine = engines(guard)
     wait = deadline(guard)  # well before the app's own budget runs out
-    await fail_without_guard(engine, guard, wait, "TO1")
+    await fail_without_guard(engine, guard, wait, "TO1", seen)
     app = kata.create_app(engine, budget)
     outcome, in_time, waited = await get_report(app, 9, FOREVER, wait, overdue(spectator, guard))
     assert in_time, MSG("guard-silent", guard=guard, wait=waited)
@@ -303,7 +339,7 @@ async def test_a_report_the_database_stopped_answers_504_too(kata, engines, spec
     ids=["the-app-gives-up", "the-database-stops-it"],
 )
 async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
-    kata, engines, spectator, guard, timeout
+    kata, engines, spectator, seen, guard, timeout
 ):
     """Once the 504 is sent (the app's timeout or the database's guard), no connection is checked
     out and PostgreSQL runs no report query."""
@@ -311,13 +347,16 @@ async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
     budget = min(guard, timeout)
     wait = deadline(budget)
     if guard < timeout:  # the database is to stop it: with no guard at all, waiting cannot help
-        await fail_without_guard(engine, guard, wait, "TO2")
+        await fail_without_guard(engine, guard, wait, "TO2", seen)
     else:
+        seen.before("no-answer", of=timeout, timeout=timeout)  # the 504 spec's very request
         await server_guard(engine)  # warms the pool: the budget goes to the query
     app = kata.create_app(engine, timeout)
     with warnings.catch_warnings(record=True) as caught:  # a connection the GC had to take back
         warnings.simplefilter("always")
         _outcome, in_time, waited = await get_report(app, 4, FOREVER, wait, overdue(spectator, budget))
+        if not in_time and guard > timeout:
+            seen.saw("no-answer", of=timeout)
         assert in_time, MSG("no-answer", timeout=budget, wait=waited, seconds=FOREVER)
 
         stop = time.monotonic() + GONE_WITHIN
@@ -332,12 +371,12 @@ async def test_after_giving_up_the_connection_is_back_and_the_query_is_gone(
 
 
 @pytest.mark.rule("TO2")
-async def test_the_database_stops_a_runaway_query_by_itself(kata, engines, spectator):
+async def test_the_database_stops_a_runaway_query_by_itself(kata, engines, spectator, seen):
     """With nobody to cancel it, a query longer than statement_timeout is stopped by PostgreSQL."""
     guard = GUARD
     engine = engines(guard)
     wait = deadline(guard)
-    await fail_without_guard(engine, guard, wait, "TO2")
+    await fail_without_guard(engine, guard, wait, "TO2", seen)
     started = time.monotonic()
     async with engine.connect() as connection:
         query = connection.execute(text("SELECT pg_sleep(:s)"), {"s": FOREVER})
