@@ -62,14 +62,18 @@ class _Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serving(app, graceful: int = 2, log_level: str = "critical") -> AsyncIterator[str]:
-    """Serve `app` for the block; `graceful`: seconds requests in flight get at the stop."""
+async def serving(
+    app, graceful: int = 2, log_level: str = "critical", loop: str = "auto"
+) -> AsyncIterator[str]:
+    """Serve `app` for the block; `graceful`: seconds requests in flight get at the stop; `loop`:
+    uvicorn's (auto: uvloop where installed; "asyncio" for a spec that reads asyncio's queues)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         lifespan="on",
+        loop=loop,
         log_config=None,
         log_level=log_level,  # "critical": a route's expected traceback is not news
         access_log=False,

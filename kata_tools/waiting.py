@@ -5,17 +5,31 @@ growing costs a fixed pause on every run; these say instead that every worker no
 blocked where it cannot move until something comes back: in SQLAlchemy's pool queue (a thread
 or a coroutine) or in anyio's thread limiter. Blocked there, a worker cannot reach the database,
 whatever the learner's code around the call looks like; anything else falls back to the pause.
+And whether anything but I/O can run on an event loop before a deadline (nothing_due_but_io).
 """
 
 from __future__ import annotations
 
+import asyncio.futures
+import concurrent.futures.thread
+import os
+import queue
 import sys
 import threading
+import types
 
 import sqlalchemy.util.queue
 
 _THREADING = threading.__file__
 _POOL_QUEUE = sqlalchemy.util.queue.__file__
+_QUEUE = queue.__file__
+_FUTURES_WORKER = (concurrent.futures.thread.__file__, "_worker")
+_ANYIO_WORKER = (os.path.join("anyio", "_backends", "_asyncio.py"), "run")
+# Where an idle worker thread's innermost Python frame is: concurrent.futures' at its queue's
+# get() (a C call), anyio's in queue.Queue.get(), at the Condition's wait().
+# What asyncio.sleep() schedules: it completes the future the sleeping task awaits.
+_SLEEP_DONE = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
+_IDLE = {_FUTURES_WORKER, (_THREADING, "wait"), (_QUEUE, "get")}
 
 
 def threads_blocked_in_a_pool(threads=None) -> int:
@@ -55,3 +69,58 @@ def coroutines_blocked_in_the_pool(engine) -> int | None:
 def requests_waiting_for_a_thread(limiter) -> int:
     """Tasks waiting for a token of an anyio CapacityLimiter (FastAPI's `def` endpoints)."""
     return limiter.statistics().tasks_waiting
+
+
+def nothing_due_but_io(loop, tasks, until: float) -> bool:
+    """True when, on `loop`, nothing is due to run before `until` (loop.time()) except what wakes
+    one of `tasks`: no other callback ready, no other timer due. Then code outside `tasks` runs
+    before then only if I/O wakes it (a socket's data, a thread's call_soon_threadsafe).
+
+    Call it on the loop's own thread. Read from asyncio's own queues (BaseEventLoop._ready and
+    _scheduled, the same since CPython 3.4; read here on 3.10-3.13); a callback of a kind this does not know, or a loop
+    without those queues (uvloop), counts as due: the caller waits instead.
+    """
+    ready, scheduled = getattr(loop, "_ready", None), getattr(loop, "_scheduled", None)
+    if ready is None or scheduled is None:
+        return False
+    due = [*ready, *(t for t in scheduled if not t.cancelled() and t.when() < until)]
+    # The loop's own reader of its wake-up pipe is ready whenever a thread called it (this look).
+    wakeup = getattr(loop, "_read_from_self", None)
+    return all(handle._callback == wakeup or _wakes_one_of(handle, tasks) for handle in due)
+
+
+def _wakes_one_of(handle, tasks) -> bool:
+    callback = getattr(handle, "_callback", None)
+    if getattr(callback, "__self__", None) in tasks:  # a task's next step or its wake-up
+        return True
+    if callback is _SLEEP_DONE:  # asyncio.sleep(): the future it awaits
+        future = handle._args[0]
+        callbacks = getattr(future, "_callbacks", None) or ()
+        return bool(callbacks) and all(getattr(cb, "__self__", None) in tasks for cb, _ in callbacks)
+    return False
+
+
+def threads_at_work(files) -> bool:
+    """True when a thread other than this one runs code of `files` (a learner's own thread, a
+    job it gave a pool), or a worker thread of concurrent.futures (asyncio.to_thread,
+    run_in_executor) or anyio (run_in_threadpool) runs a job of any kind: when it ends, its
+    result reaches an event loop, so a caller of nothing_due_but_io waits instead."""
+    files, me = {os.path.normcase(f) for f in files}, threading.get_ident()
+    for ident, top in sys._current_frames().items():
+        if ident == me:
+            continue
+        spots: list[tuple[str, str]] = []
+        frame: types.FrameType | None = top
+        while frame is not None:
+            spots.append((frame.f_code.co_filename, frame.f_code.co_name))
+            frame = frame.f_back
+        if any(os.path.normcase(path) in files for path, _ in spots):
+            return True
+        worker = any(spot == _FUTURES_WORKER or _is_anyio_worker(spot) for spot in spots)
+        if worker and spots[0] not in _IDLE:
+            return True
+    return False
+
+
+def _is_anyio_worker(spot: tuple[str, str]) -> bool:
+    return spot[0].endswith(_ANYIO_WORKER[0]) and spot[1] == _ANYIO_WORKER[1]

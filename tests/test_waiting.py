@@ -1,6 +1,7 @@
-"""kata_tools.waiting: who waits for a connection or a thread, read from the libraries' own state.
-Kata 04 and 09 end their counts on these; if a library changes its insides, these fail here
-(the specs would only fall back to their slower pauses)."""
+"""kata_tools.waiting: who waits for a connection or a thread, read from the libraries' own state,
+and what is due on an event loop. Kata 04 and 09 end their counts on these, kata 11's TO3 spec
+its wait; if a library changes its insides, these fail here (the specs would only fall back to
+their slower pauses)."""
 
 import asyncio
 import threading
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from kata_tools.waiting import (
     coroutines_blocked_in_the_pool,
+    nothing_due_but_io,
     requests_waiting_for_a_thread,
+    threads_at_work,
     threads_blocked_in_a_pool,
 )
 
@@ -105,3 +108,67 @@ async def test_requests_beyond_the_thread_limiter_are_counted_as_waiting():
         release.set()
         await asyncio.gather(*calls)
     assert requests_waiting_for_a_thread(limiter) == 0
+
+
+async def due_but_io(tasks, within: float) -> bool:
+    await asyncio.sleep(0)  # every task started has reached its first await
+    loop = asyncio.get_running_loop()
+    return nothing_due_but_io(loop, {asyncio.current_task(), *tasks}, loop.time() + within)
+
+
+def test_a_loop_whose_other_tasks_wait_on_io_or_a_far_timer_has_nothing_due():
+    async def main():
+        never = asyncio.get_running_loop().create_future()  # what a socket's answer looks like
+        waiting_on_io = asyncio.ensure_future(never)
+        far = asyncio.ensure_future(asyncio.sleep(30))
+        try:
+            assert await due_but_io(set(), within=1.0)
+            assert not await due_but_io(set(), within=60.0), "the 30 s sleep is due within 60 s"
+        finally:
+            waiting_on_io.cancel()
+            far.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_poll_sleep_a_timer_or_a_ready_callback_of_someone_else_is_due():
+    async def poll():
+        while True:
+            await asyncio.sleep(0.2)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        poller = asyncio.ensure_future(poll())
+        await asyncio.sleep(0)
+        assert not await due_but_io(set(), within=1.0), "another task's sleep is due"
+        assert await due_but_io({poller}, within=1.0), "a sleep of a task counted as ours"
+        poller.cancel()
+        timer = loop.call_later(0.5, print)
+        assert not await due_but_io(set(), within=1.0), "a callback of a kind it does not know"
+        timer.cancel()
+        assert await due_but_io(set(), within=1.0)
+
+    asyncio.run(main())
+
+
+def test_a_busy_worker_thread_or_one_running_the_given_file_is_at_work():
+    async def main():
+        assert not threads_at_work([__file__]), "no worker yet"
+        job = asyncio.ensure_future(asyncio.to_thread(time.sleep, 0.3))
+        await asyncio.sleep(0.05)
+        assert threads_at_work([]), "a concurrent.futures worker runs a job"
+        await job
+        assert not threads_at_work([]), "the worker is idle again"
+        job = asyncio.ensure_future(anyio.to_thread.run_sync(time.sleep, 0.3))
+        await asyncio.sleep(0.05)
+        assert threads_at_work([]), "an anyio worker runs a job"
+        await job
+        assert not threads_at_work([]), "the anyio worker is idle again"
+
+    asyncio.run(main())
+    mine = threading.Thread(target=lambda: time.sleep(0.3))  # a lambda of this file
+    mine.start()
+    try:
+        assert threads_at_work([__file__])
+    finally:
+        mine.join()

@@ -14,12 +14,15 @@ One problem, one message: the first spec to meet one (a request that never gives
 without a guard) tells it, and another spec that meets it again points there in one line.
 The TO3 spec serves your app with a real uvicorn on 127.0.0.1 and closes a raw socket mid-request:
 then it watches that query's backend in pg_stat_activity and your pool (1 s allowed; under 0.1 s
-when the endpoint cancels its query, 20 s or more when nothing does).
+when the endpoint cancels its query, 20 s or more when nothing does). It stops waiting early when
+your app cannot notice the close: no receive() waits, no thread works for it, and nothing of its
+own is due on the server's event loop (a poll's sleep, a timer) before the 1 s are up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import math
 import time
@@ -32,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from kata_tools import waiting
 from kata_tools.attempts import attempt
 from kata_tools.i18n import catalog
 from kata_tools.serving import ServerDidNotStart, serving
@@ -421,24 +425,69 @@ LEFT_WITHIN = 1.0
 STARTS_WITHIN = 10.0  # a served report's query shows in pg_stat_activity within ~0.1 s measured
 
 
-class DisposedOnTheServersLoop:
+class Served:
     """The learner's app as uvicorn serves it, in a thread with an event loop of its own: the
-    engine's connections are opened on that loop, so its lifespan's end disposes them there."""
+    engine's connections are opened on that loop, so its lifespan's end disposes them there.
 
-    def __init__(self, app, engine: AsyncEngine):
-        self.app, self.engine = app, engine
+    It also keeps what tells when waiting for the app cannot help: the server's loop and its own
+    tasks (uvicorn's main loop, the lifespan), and the app's receive() calls for the request: how
+    many are waiting now, and whether one has returned http.disconnect.
+    """
+
+    def __init__(self, app, engine: AsyncEngine, learner_file: str):
+        self.app, self.engine, self.learner_file = app, engine, learner_file
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.own_tasks: frozenset = frozenset()
+        self.receiving, self.told_gone = 0, False
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            return await self.app(scope, self.watched(receive), send)
         if scope["type"] != "lifespan":
             return await self.app(scope, receive, send)
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.loop, self.own_tasks = asyncio.get_running_loop(), frozenset(asyncio.all_tasks())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.engine.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def watched(self, receive):
+        async def receive_watched():
+            self.receiving += 1
+            try:
+                message = await receive()
+            finally:
+                self.receiving -= 1
+            self.told_gone = self.told_gone or message["type"] == "http.disconnect"
+            return message
+
+        return receive_watched
+
+    async def cannot_notice(self, within: float) -> bool:
+        """True when the app cannot learn in the next `within` s that its client left: no receive()
+        waits, none has returned http.disconnect, no thread runs the learner's code or a pool's job,
+        and nothing is due on the server's loop but its own tasks (no timer of the app's: a poll's
+        sleep, a wait_for), so only I/O can wake the app, and the answer of its 30 s query is the
+        only I/O it awaits. False when that cannot be read: the spec waits, as it did before."""
+        loop, looked = self.loop, concurrent.futures.Future()
+        if loop is None or self.receiving or self.told_gone:
+            return False
+
+        def look() -> None:  # on the server's thread, between two steps of its tasks
+            until = loop.time() + within
+            quiet = not self.receiving and not self.told_gone
+            quiet = quiet and not waiting.threads_at_work([self.learner_file])
+            looked.set_result(quiet and waiting.nothing_due_but_io(loop, self.own_tasks, until))
+
+        try:
+            loop.call_soon_threadsafe(look)
+            return await asyncio.wait_for(asyncio.wrap_future(looked), 0.5)
+        except Exception:  # the loop closed, or is held by a blocking call: wait as before
+            return False
 
 
 async def report_backend(spectator, reader, within: float) -> tuple[int | None, str]:
@@ -479,9 +528,9 @@ async def test_a_client_that_disconnects_takes_its_query_with_it(kata, engines, 
     the query runs: the query stops and the connection is back in the pool within 1 s (the
     request's budget and the database's guard are 20 s each, so only the disconnect can do it)."""
     engine = engines(LONG_GUARD)
-    app = kata.create_app(engine, LONG_GUARD)
+    served = Served(kata.create_app(engine, LONG_GUARD), engine, kata.__file__)
     try:
-        async with serving(DisposedOnTheServersLoop(app, engine)) as base_url:
+        async with serving(served, loop="asyncio") as base_url:  # asyncio: its queues can be read
             port = int(base_url.rsplit(":", 1)[1])
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             request = f"GET /reports/6?seconds={FOREVER:g} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -493,13 +542,18 @@ async def test_a_client_that_disconnects_takes_its_query_with_it(kata, engines, 
                 pytest.fail(MSG("left-never-ran", within=STARTS_WITHIN, answered=answered or "-"), pytrace=False)
             stop = time.monotonic() + LEFT_WITHIN
             state, left = await backend_state(spectator, pid), checked_out(engine)
-            while (state == "active" or left) and time.monotonic() < stop:
+            unnoticed = 0  # looks in a row that found nothing in the app able to notice the close
+            while (state == "active" or left) and time.monotonic() < stop and unnoticed < 2:
                 await asyncio.sleep(0.05)
                 state, left = await backend_state(spectator, pid), checked_out(engine)
+                quiet = state == "active" and await served.cannot_notice(stop - time.monotonic())
+                unnoticed = unnoticed + 1 if quiet else 0
             if state == "active":  # the server cannot stop until the handler ends: end it now
                 async with spectator.connect() as conn:
                     await conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
     except ServerDidNotStart as e:
         pytest.fail(MSG("left-no-server", error=str(e)), pytrace=False)
+    if state == "active" and unnoticed >= 2:
+        pytest.fail(MSG("left-unnoticed", pid=pid, within=LEFT_WITHIN, budget=LONG_GUARD), pytrace=False)
     assert state != "active", MSG("left-still-running", pid=pid, within=LEFT_WITHIN, budget=LONG_GUARD)
     assert left == 0, MSG("left-checked-out", left=left, within=LEFT_WITHIN)
