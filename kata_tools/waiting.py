@@ -5,7 +5,8 @@ growing costs a fixed pause on every run; these say instead that every worker no
 blocked where it cannot move until something comes back: in SQLAlchemy's pool queue (a thread
 or a coroutine) or in anyio's thread limiter. Blocked there, a worker cannot reach the database,
 whatever the learner's code around the call looks like; anything else falls back to the pause.
-And whether anything but I/O can run on an event loop before a deadline (nothing_due_but_io).
+And whether anything but I/O can run on an event loop before a deadline (nothing_due_but_io), and
+whether every thread only waits for an answer (only_answers_can_move).
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import asyncio.futures
 import concurrent.futures.thread
 import os
 import queue
+import socket
 import sys
 import threading
 import types
 
-import sqlalchemy.util.queue
-
 _THREADING = threading.__file__
-_POOL_QUEUE = sqlalchemy.util.queue.__file__
 _QUEUE = queue.__file__
 _FUTURES_WORKER = (concurrent.futures.thread.__file__, "_worker")
 _ANYIO_WORKER = (os.path.join("anyio", "_backends", "_asyncio.py"), "run")
@@ -30,6 +29,9 @@ _ANYIO_WORKER = (os.path.join("anyio", "_backends", "_asyncio.py"), "run")
 # What asyncio.sleep() schedules: it completes the future the sleeping task awaits.
 _SLEEP_DONE = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
 _IDLE = {_FUTURES_WORKER, (_THREADING, "wait"), (_QUEUE, "get")}
+# Where a thread blocked reading a socket's answer is: urllib and http.client (requests too) in
+# SocketIO.readinto, httpx's sync client in httpcore's sync stream.
+_READS = {(socket.__file__, "readinto"), (os.path.join("httpcore", "_backends", "sync.py"), "read")}
 
 
 def threads_blocked_in_a_pool(threads=None) -> int:
@@ -38,6 +40,10 @@ def threads_blocked_in_a_pool(threads=None) -> int:
     Read from each thread's stack: a Condition.wait called from the queue's get(). A get() that
     does not block (the pool may still open a connection) is not counted.
     """
+    queue_module = sys.modules.get("sqlalchemy.util.queue")  # not imported: no pool to wait in
+    if queue_module is None:
+        return 0
+    pool_queue = queue_module.__file__
     frames = sys._current_frames()
     idents = frames if threads is None else [t.ident for t in threads]
     blocked = 0
@@ -47,7 +53,7 @@ def threads_blocked_in_a_pool(threads=None) -> int:
             code = frame.f_code
             if code.co_filename == _THREADING and code.co_name == "wait":
                 waiting = True
-            elif waiting and code.co_filename == _POOL_QUEUE and code.co_name == "get":
+            elif waiting and code.co_filename == pool_queue and code.co_name == "get":
                 blocked += 1
                 break
             frame = frame.f_back
@@ -124,3 +130,45 @@ def threads_at_work(files) -> bool:
 
 def _is_anyio_worker(spot: tuple[str, str]) -> bool:
     return spot[0].endswith(_ANYIO_WORKER[0]) and spot[1] == _ANYIO_WORKER[1]
+
+
+def only_answers_can_move(loop, skip=(), within: float = 0.5) -> bool:
+    """True when no thread of this process can do anything but wait for an answer: each one but
+    this one and `skip` (idents) is idle (a pool's worker waiting for a job, a wait on a lock or an
+    event), blocked reading a socket (_READS), or runs `loop` with nothing due on it in the next
+    `within` s (nothing_due_but_io, looked at on the loop's thread). Then a client of a server
+    sends nothing more until the server answers something. Call it from a thread of its own; a
+    thread found anywhere else, or a loop that does not look within 50 ms, answers False."""
+    loop_thread = getattr(loop, "_thread_id", None)
+    me = threading.get_ident()
+    for ident, top in sys._current_frames().items():
+        if ident == me or ident in skip:
+            continue
+        spot = (top.f_code.co_filename, top.f_code.co_name)
+        if spot in _IDLE or _reads(spot):
+            continue
+        if ident != loop_thread or not _looks_idle(loop, within):
+            return False
+    return True
+
+
+def _reads(spot: tuple[str, str]) -> bool:
+    return any(spot[1] == name and spot[0].endswith(path) for path, name in _READS)
+
+
+def _looks_idle(loop, within: float) -> bool:
+    looked, answer = threading.Event(), [False]
+
+    def look() -> None:  # on the loop's thread, between two steps of its tasks
+        try:
+            answer[0] = nothing_due_but_io(loop, (), loop.time() + within)
+        except Exception:  # insides this does not know count as due; no traceback on that loop
+            answer[0] = False
+        finally:
+            looked.set()
+
+    try:
+        loop.call_soon_threadsafe(look)
+    except RuntimeError:  # the loop is closed
+        return False
+    return looked.wait(0.05) and answer[0]

@@ -1,13 +1,16 @@
 """kata_tools.waiting: who waits for a connection or a thread, read from the libraries' own state,
 and what is due on an event loop. Kata 04 and 09 end their counts on these, kata 11's TO3 spec
-its wait; if a library changes its insides, these fail here (the specs would only fall back to
+its wait, kata 03's server its hold; if a library changes its insides, these fail here (the specs would only fall back to
 their slower pauses)."""
 
 import asyncio
+import socket
 import threading
 import time
+import urllib.request
 
 import anyio.to_thread
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -15,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from kata_tools.waiting import (
     coroutines_blocked_in_the_pool,
     nothing_due_but_io,
+    only_answers_can_move,
     requests_waiting_for_a_thread,
     threads_at_work,
     threads_blocked_in_a_pool,
@@ -172,3 +176,46 @@ def test_a_busy_worker_thread_or_one_running_the_given_file_is_at_work():
         assert threads_at_work([__file__])
     finally:
         mine.join()
+
+
+def test_clients_blocked_reading_answers_and_an_idle_loop_can_only_wait_for_answers():
+    """urllib and httpx.Client blocked on a server that never answers, an event loop whose task
+    awaits I/O: nothing can move. A timer due on the loop, or a thread at time.sleep, can."""
+    session = {t.ident for t in threading.enumerate()}  # the session's own (a database's copy makers)
+    listener = socket.create_server(("127.0.0.1", 0))  # never accepts: the requests wait in the backlog
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    loop = asyncio.new_event_loop()
+    never = loop.create_future()
+    loop.call_soon(asyncio.ensure_future, never)  # a task that waits, as one on a socket does
+    looper = threading.Thread(target=loop.run_forever)
+
+    def quietly(request):
+        try:
+            request()
+        except Exception:  # the listener closed at the end: the read fails, as expected
+            pass
+
+    clients = [
+        threading.Thread(target=quietly, args=(lambda: urllib.request.urlopen(url, timeout=10).read(),)),
+        threading.Thread(target=quietly, args=(lambda: httpx.Client(timeout=10).get(url),)),
+    ]
+    for thread in [looper, *clients]:
+        thread.daemon = True
+        thread.start()
+    try:
+        assert eventually(lambda: only_answers_can_move(loop, skip=session))
+        timer = []
+        loop.call_soon_threadsafe(lambda: timer.append(loop.call_later(30, print)))
+        assert eventually(lambda: timer)
+        assert not only_answers_can_move(loop, skip=session, within=60), "a timer due within 60 s"
+        assert only_answers_can_move(loop, skip=session, within=1)
+        sleeper = threading.Thread(target=lambda: time.sleep(0.5), daemon=True)
+        sleeper.start()
+        assert not only_answers_can_move(loop, skip=session), "a thread at time.sleep"
+        sleeper.join()
+    finally:
+        listener.close()  # the clients' reads fail and their threads end
+        loop.call_soon_threadsafe(loop.stop)
+        for thread in [looper, *clients]:
+            thread.join(10)
+        loop.close()

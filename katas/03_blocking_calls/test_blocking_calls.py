@@ -2,8 +2,9 @@
 
 The fetches talk to a real HTTP server on 127.0.0.1, started for each spec on a thread of its
 own and stopped after it. The server counts how many requests it is answering at once, and
-holds each answer until all the requests the spec sent are in (or nobody new has arrived for a
-moment), so the counts are exact on a busy machine. Whether the loop was held is judged by a
+holds each answer until all the requests the spec sent are in (or the client can send no more
+before an answer, or nobody new has arrived for a moment), so the counts are exact on a busy
+machine. Whether the loop was held is judged by a
 heartbeat task on the loop; spies on time.sleep, socket.create_connection and pbkdf2_hmac (under
 whatever name the learner's module imported them) only name the call in the message.
 Failure messages: messages.toml.
@@ -15,6 +16,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import select
 import socket
 import threading
 import time
@@ -24,14 +26,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from kata_tools import waiting
 from kata_tools.i18n import catalog
 from kata_tools.probes import BlockingSpy, Heartbeat, InFlight, never_awaited
 
 pytestmark = pytest.mark.asyncio
 MSG = catalog(__file__)
 
-# The server lets held answers go once no new request has arrived for this long. Only a wrong
-# solution waits for it; requests from a working one arrived at most 30 ms apart under load.
+# The server lets held answers go once the client can send nothing more before an answer (see
+# SlowServer.client_waits_for_answers), or else once no new request has arrived for this long.
+# Only a wrong solution gets there; requests from a working one arrived at most 30 ms apart.
 QUIET = 0.5
 MANY = 40  # more than the 32 threads a default executor ever has: a thread cap shows
 PASSWORD = "correct horse battery staple"
@@ -48,8 +52,10 @@ def kata(kata_module):
 class SlowServer:
     """A real HTTP server (stdlib, a thread per request) whose answers wait, as a busy API's do.
 
-    GET /item/<n>?after=S    holds until `expect(k)` requests are in at once (or QUIET passes
-                             with no new arrival), then waits S seconds and answers {"item": n}
+    GET /item/<n>?after=S    holds until `expect(k)` requests are in at once (or the client
+                             waits for answers and can send nothing else, twice in a row, or
+                             QUIET passes with no new arrival), then waits S seconds and
+                             answers {"item": n}
     GET /flaky/<key>?fail=F  answers 503 to the first F requests for key, then
                              {"key": key, "attempts": <requests so far>}
     """
@@ -59,6 +65,9 @@ class SlowServer:
         self.target = 1
         self.opened = threading.Event()
         self.last_arrival = None
+        self.arrivals = 0
+        self.connections = 0  # accepted and not yet closed
+        self.loop = None  # the spec's event loop, once it called expect()
         self.hits = {}  # flaky key -> [perf_counter of each request]
         self.lock = threading.Lock()
         server = self
@@ -99,6 +108,16 @@ class SlowServer:
             request_queue_size = 128  # MANY clients connect at once: no refused connection
             daemon_threads = True
 
+            def process_request(self, request, client_address):
+                with server.lock:
+                    server.connections += 1
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request):
+                super().shutdown_request(request)
+                with server.lock:
+                    server.connections -= 1
+
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(
@@ -112,11 +131,16 @@ class SlowServer:
     def expect(self, target: int) -> None:
         """Hold /item answers until `target` requests are in at once."""
         self.target = target
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the spec's loop: no early opening
+            self.loop = None
 
     def hold(self, n: int, after: float) -> None:
         with self.probe.track(n):
             with self.lock:
                 self.last_arrival = time.perf_counter()
+                self.arrivals += 1
             if self.probe.current >= self.target:
                 self.opened.set()
             self.opened.wait(5)
@@ -124,11 +148,31 @@ class SlowServer:
                 time.sleep(after)
 
     def _watch(self):
-        while not self.opened.wait(0.005):
+        waiting_at = None  # the arrivals when the client was last seen only waiting for answers
+        while not self.opened.wait(0.02):
             with self.lock:
-                last = self.last_arrival
+                last, arrivals = self.last_arrival, self.arrivals
             if last is not None and time.perf_counter() - last >= QUIET:
                 self.opened.set()
+            elif last is not None and self.client_waits_for_answers():
+                if waiting_at == arrivals:  # twice in a row, 20 ms apart, and nobody new came
+                    self.opened.set()
+                waiting_at = arrivals
+            else:
+                waiting_at = None
+
+    def client_waits_for_answers(self) -> bool:
+        """True when no request can arrive before an answer goes out: every connection the server
+        has accepted carries a request it holds, none waits to be accepted, and the client side
+        (the spec's event loop and every other thread) can only wait for answers. A client one
+        request at a time, or capped by a semaphore or a few threads, is then seen at once."""
+        with self.lock:
+            connections = self.connections
+        if self.loop is None or connections == 0 or connections != self.probe.current:
+            return False
+        if select.select([self.httpd.socket], [], [], 0)[0]:  # a connection not yet accepted
+            return False
+        return waiting.only_answers_can_move(self.loop, skip={self.thread.ident}, within=QUIET)
 
     def start(self):
         self.thread.start()
