@@ -7,9 +7,12 @@ tests fail and name the command that regenerates it. The Classroom workflow is g
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -177,3 +180,14 @@ def test_pyproject_names_each_dependency_once():
         for requirement in catalog._load_toml(ROOT / "pyproject.toml")["project"]["dependencies"]
     ]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_the_ci_script_passes_shellcheck():
+    # .ci/run checks itself too (its step 4); this is the same check where shellcheck is at hand
+    # (`pip install -e .[dev]` brings it), so a change to the script is caught before CI.
+    beside_python = os.path.dirname(sys.executable)  # a venv's bin, on PATH or not
+    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=beside_python)
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install -e .[dev]); .ci/run checks itself")
+    result = subprocess.run([shellcheck, str(ROOT / ".ci" / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
