@@ -478,10 +478,17 @@ class Served:
             return False
 
         def look() -> None:  # on the server's thread, between two steps of its tasks
-            until = loop.time() + within
-            quiet = not self.receiving and not self.told_gone
-            quiet = quiet and not waiting.threads_at_work([self.learner_file])
-            looked.set_result(quiet and waiting.nothing_due_but_io(loop, self.own_tasks, until))
+            try:
+                until = loop.time() + within
+                quiet = not self.receiving and not self.told_gone
+                quiet = quiet and not waiting.threads_at_work([self.learner_file])
+                quiet = quiet and waiting.nothing_due_but_io(loop, self.own_tasks, until)
+            except Exception:  # insides it does not know: wait; never a traceback on the app's loop
+                quiet = False
+            try:
+                looked.set_result(quiet)
+            except concurrent.futures.InvalidStateError:  # a look that came too late: not asked now
+                pass
 
         try:
             loop.call_soon_threadsafe(look)
