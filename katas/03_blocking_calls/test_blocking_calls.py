@@ -4,9 +4,9 @@ The fetches talk to a real HTTP server on 127.0.0.1, started for each spec on a 
 own and stopped after it. The server counts how many requests it is answering at once, and
 holds each answer until all the requests the spec sent are in (or the client can send no more
 before an answer, or nobody new has arrived for a moment), so the counts are exact on a busy
-machine. Whether the loop was held is judged by a
-heartbeat task on the loop; spies on time.sleep, socket.create_connection and pbkdf2_hmac (under
-whatever name the learner's module imported them) only name the call in the message.
+machine. Whether the loop was held is judged by a heartbeat task on the loop; spies on
+time.sleep, socket.create_connection and pbkdf2_hmac (under whatever name the learner's module
+imported them) only name the call in the message.
 Failure messages: messages.toml.
 """
 
