@@ -26,9 +26,9 @@ _FUTURES_WORKER = (concurrent.futures.thread.__file__, "_worker")
 _ANYIO_WORKER = (os.path.join("anyio", "_backends", "_asyncio.py"), "run")
 # Where an idle worker thread's innermost Python frame is: concurrent.futures' at its queue's
 # get() (a C call), anyio's in queue.Queue.get(), at the Condition's wait().
+_IDLE = {_FUTURES_WORKER, (_THREADING, "wait"), (_QUEUE, "get")}
 # What asyncio.sleep() schedules: it completes the future the sleeping task awaits.
 _SLEEP_DONE = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
-_IDLE = {_FUTURES_WORKER, (_THREADING, "wait"), (_QUEUE, "get")}
 # Where a thread blocked reading a socket's answer is: urllib and http.client (requests too) in
 # SocketIO.readinto, httpx's sync client in httpcore's sync stream.
 _READS = {(socket.__file__, "readinto"), (os.path.join("httpcore", "_backends", "sync.py"), "read")}
@@ -138,7 +138,9 @@ def only_answers_can_move(loop, skip=(), within: float = 0.5) -> bool:
     event), blocked reading a socket (_READS), or runs `loop` with nothing due on it in the next
     `within` s (nothing_due_but_io, looked at on the loop's thread). Then a client of a server
     sends nothing more until the server answers something. Call it from a thread of its own; a
-    thread found anywhere else, or a loop that does not look within 50 ms, answers False."""
+    thread found anywhere else, or a loop that does not look within 50 ms, answers False. (A
+    wait on a lock or an event counts as idle even with a timeout: a thread that wakes on such
+    a timer to send a request is not seen.)"""
     loop_thread = getattr(loop, "_thread_id", None)
     me = threading.get_ident()
     for ident, top in sys._current_frames().items():
