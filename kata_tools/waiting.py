@@ -6,7 +6,8 @@ blocked where it cannot move until something comes back: in SQLAlchemy's pool qu
 or a coroutine) or in anyio's thread limiter. Blocked there, a worker cannot reach the database,
 whatever the learner's code around the call looks like; anything else falls back to the pause.
 And whether anything but I/O can run on an event loop before a deadline (nothing_due_but_io), and
-whether every thread only waits for an answer (only_answers_can_move).
+whether every thread only waits for an answer (only_answers_can_move); look_on runs such a look
+on a loop's own thread.
 """
 
 from __future__ import annotations
@@ -159,18 +160,26 @@ def _reads(spot: tuple[str, str]) -> bool:
 
 
 def _looks_idle(loop, within: float) -> bool:
+    return look_on(loop, lambda: nothing_due_but_io(loop, (), loop.time() + within), timeout=0.05)
+
+
+def look_on(loop, look, timeout: float) -> bool:
+    """What look() says, run on `loop`'s own thread between two steps of its tasks (where its
+    queues can be read): call it from another thread. False when the loop is closed, when it does
+    not run look() within `timeout` (held by a blocking call: a late look is dropped), or when
+    look() raises (insides it does not know count as 'wait'; never a traceback on that loop)."""
     looked, answer = threading.Event(), [False]
 
-    def look() -> None:  # on the loop's thread, between two steps of its tasks
+    def run() -> None:
         try:
-            answer[0] = nothing_due_but_io(loop, (), loop.time() + within)
-        except Exception:  # insides this does not know count as due; no traceback on that loop
+            answer[0] = bool(look())
+        except Exception:
             answer[0] = False
         finally:
             looked.set()
 
     try:
-        loop.call_soon_threadsafe(look)
+        loop.call_soon_threadsafe(run)
     except RuntimeError:  # the loop is closed
         return False
-    return looked.wait(0.05) and answer[0]
+    return looked.wait(timeout) and answer[0]

@@ -22,7 +22,6 @@ own is due on the server's event loop (a poll's sleep, a timer) before the 1 s a
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import gc
 import math
 import time
@@ -473,28 +472,19 @@ class Served:
         and nothing is due on the server's loop but its own tasks (no timer of the app's: a poll's
         sleep, a wait_for), so only I/O can wake the app, and the answer of its 30 s query is the
         only I/O it awaits. False when that cannot be read: the spec waits, as it did before."""
-        loop, looked = self.loop, concurrent.futures.Future()
+        loop = self.loop
         if loop is None or self.receiving or self.told_gone:
             return False
 
-        def look() -> None:  # on the server's thread, between two steps of its tasks
-            try:
-                until = loop.time() + within
-                quiet = not self.receiving and not self.told_gone
-                quiet = quiet and not waiting.threads_at_work([self.learner_file])
-                quiet = quiet and waiting.nothing_due_but_io(loop, self.own_tasks, until)
-            except Exception:  # insides it does not know: wait; never a traceback on the app's loop
-                quiet = False
-            try:
-                looked.set_result(quiet)
-            except concurrent.futures.InvalidStateError:  # a look that came too late: not asked now
-                pass
+        def look() -> bool:  # on the server's thread, between two steps of its tasks
+            until = loop.time() + within
+            quiet = not self.receiving and not self.told_gone
+            quiet = quiet and not waiting.threads_at_work([self.learner_file])
+            return quiet and waiting.nothing_due_but_io(loop, self.own_tasks, until)
 
-        try:
-            loop.call_soon_threadsafe(look)
-            return await asyncio.wait_for(asyncio.wrap_future(looked), 0.5)
-        except Exception:  # the loop closed, or is held by a blocking call: wait as before
-            return False
+        # From a thread (look_on blocks until the look ran), idle while it waits: False when the
+        # loop is closed or held by a blocking call; the spec then waits, as it did before.
+        return await asyncio.to_thread(waiting.look_on, loop, look, 0.5)
 
 
 async def report_backend(spectator, reader, within: float) -> tuple[int | None, str]:
